@@ -1,0 +1,190 @@
+"""The ``dreamfusion3d`` command: one tyro subcommand per capability.
+
+Each subcommand is a dataclass config (its docstring and field docstrings become ``--help``)
+plus a ``run(config)`` function. The registry below imports them lazily so that
+``dreamfusion3d --help`` answers instantly. Global flags, accepted anywhere on the line:
+
+* ``--config NAME|PATH`` loads a YAML preset (``configs/NAME.yaml``); flags override it.
+* ``--quiet`` silences stage lines and progress bars.
+* ``--debug`` shows the Python traceback of an error instead of one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+
+@dataclass(frozen=True)
+class Command:
+    config: str  # "module:ConfigClass"
+    run: str  # "module:function"
+    summary: str
+
+
+COMMANDS: dict[str, Command] = {
+    # name: Command("dreamfusion3d.module:Config", "dreamfusion3d.module:run", "one line")
+    "reconstruct": Command("dreamfusion3d.reconstruct:ReconstructConfig", "dreamfusion3d.reconstruct:run", "fit a NeRF to one object of a multi-view dataset and report held-out PSNR"),
+    "make-dataset": Command("dreamfusion3d.world.dataset:MakeDatasetConfig", "dreamfusion3d.world.dataset:run", "render a multi-view dataset of procedural objects and meshes (NeRF-synthetic layout, captions, splits)"),
+    "render": Command("dreamfusion3d.world.render_cli:RenderConfig", "dreamfusion3d.world.render_cli:run", "render procedural scenes or mesh files to PNGs, a contact sheet and a GIF"),
+    "generate": Command(
+        "dreamfusion3d.generate.config:GenerateConfig",
+        "dreamfusion3d.generate.loop:run",
+        "text -> 3D: optimise a NeRF against a diffusion prior (SDS), export meshes + turntable",
+    ),
+    "sample": Command("dreamfusion3d.guidance.sample:SampleConfig", "dreamfusion3d.guidance.sample:run", "draw 2D images from a diffusion prior (PNGs + grid) to check it before optimising 3D"),
+    "export": Command("dreamfusion3d.export.command:ExportConfig", "dreamfusion3d.export.command:run", "mesh a NeRF run or a world object: GLB/OBJ/PLY with vertex colours or a baked texture"),
+    "train-novel-view": Command("dreamfusion3d.novel_view.train:TrainNovelViewConfig", "dreamfusion3d.novel_view.train:run", "train the pose-conditioned novel-view diffusion model (3DiM) on multi-view datasets"),
+    "novel-view": Command("dreamfusion3d.novel_view.infer:NovelViewConfig", "dreamfusion3d.novel_view.infer:run", "novel views of the object in one image (3DiM, stochastic conditioning), PNGs + turntable GIF"),
+    "evaluate-novel-view": Command("dreamfusion3d.novel_view.evaluate:EvaluateNovelViewConfig", "dreamfusion3d.novel_view.evaluate:run", "PSNR/SSIM of novel views on held-out objects vs copy-the-input and single-view baselines"),
+    "train-prior": Command(
+        "dreamfusion3d.train_prior:TrainPriorConfig",
+        "dreamfusion3d.train_prior:run",
+        "train the bundled text-conditioned pixel diffusion prior on world renders",
+    ),
+    "train-classifier": Command(
+        "dreamfusion3d.evaluate_prior:TrainClassifierConfig",
+        "dreamfusion3d.evaluate_prior:run_train_classifier",
+        "train the shape/colour evaluation classifier (the judge) on world renders",
+    ),
+    "evaluate-prior": Command(
+        "dreamfusion3d.evaluate_prior:EvaluatePriorConfig",
+        "dreamfusion3d.evaluate_prior:run_evaluate_prior",
+        "sample a text prior per caption and report shape/colour accuracy (training words and paraphrases)",
+    ),
+}
+
+
+def _load(ref: str) -> Any:
+    module, attr = ref.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _pop_global_flags(argv: list[str]) -> tuple[list[str], str | None, bool, bool]:
+    rest: list[str] = []
+    preset, quiet, debug = None, False, False
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--quiet":
+            quiet = True
+        elif arg == "--debug":
+            debug = True
+        elif arg == "--config":
+            if i + 1 >= len(argv):
+                raise SystemExit(_fail("--config needs a preset name or YAML path"))
+            preset = argv[i + 1]
+            i += 1
+        elif arg.startswith("--config="):
+            preset = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, preset, quiet, debug
+
+
+def _fail(message: str) -> int:
+    print(f"dreamfusion3d: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _print_overview() -> None:
+    width = max((len(n) for n in COMMANDS), default=0)
+    lines = [
+        "usage: dreamfusion3d COMMAND [--config PRESET] [--quiet] [--debug] [OPTIONS]",
+        "",
+        "Text to 3D by score distillation, novel views from one image, and mesh export.",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name.ljust(width)}  {cmd.summary}" for name, cmd in COMMANDS.items()]
+    lines += [
+        "",
+        "global flags (anywhere on the line):",
+        "  --config NAME|PATH  load a YAML preset (configs/NAME.yaml); flags given after it override it",
+        "  --quiet             no stage lines or progress bars",
+        "  --debug             show the Python traceback of an error",
+        "",
+        "`dreamfusion3d COMMAND --help` explains every option of a command.",
+    ]
+    print("\n".join(lines))
+
+
+def _parse(name: str, cls: type, args: list[str], default: Any) -> Any:
+    """Run tyro; turn its multi-line error panel into one line (``--help`` passes through)."""
+    import tyro
+
+    if any(a in ("-h", "--help") for a in args):
+        return tyro.cli(cls, args=args, default=default, prog=f"dreamfusion3d {name}")
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(captured):
+            return tyro.cli(cls, args=args, default=default, prog=f"dreamfusion3d {name}")
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            raise
+        raise SystemExit(_fail(f"{name}: {_one_line(captured.getvalue())} (see `dreamfusion3d {name} --help`)"))
+
+
+def _one_line(panel: str) -> str:
+    """Condense tyro's boxed error message to its key sentence (plus a suggestion, if any)."""
+    lines = [ln.strip(" │╭╮╰╯─┃━┏┓┗┛") for ln in panel.splitlines()]
+    lines = [ln for ln in lines if ln.strip("-") and not ln.startswith(("For full helptext", "usage:"))]
+    message = next((ln for ln in lines if ":" in ln and not ln.startswith("Perhaps")), lines[0] if lines else "")
+    for i, ln in enumerate(lines):
+        if ln.startswith("Perhaps you meant") and i + 1 < len(lines):
+            message += f"; did you mean {lines[i + 1].split()[0]}?"
+            break
+    return message or "invalid arguments"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest, preset, quiet, debug = _pop_global_flags(argv)
+    if not rest or rest[0] in ("-h", "--help", "help"):
+        _print_overview()
+        return 0 if rest else 2
+    if rest[0] in ("-V", "--version"):
+        from . import __version__
+
+        print(__version__)
+        return 0
+    name, args = rest[0], rest[1:]
+    if name not in COMMANDS:
+        return _fail(f"unknown command {name!r}; choose from: {', '.join(COMMANDS)}")
+
+    from .utils.errors import UserError
+    from .utils.logging import set_quiet
+
+    set_quiet(quiet)
+    command = COMMANDS[name]
+    try:
+        cls = _load(command.config)
+        run: Callable[[Any], Any] = _load(command.run)
+        default = None
+        if preset is not None:
+            from .utils.config import load_preset
+
+            default = load_preset(cls, preset, command=name)
+        config = _parse(name, cls, args, default)
+        run(config)
+    except UserError as exc:
+        if debug:
+            raise
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print("dreamfusion3d: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def entrypoint() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()

@@ -1,0 +1,162 @@
+"""``dreamfusion3d export``: a trained NeRF (or a procedural world object) -> GLB / OBJ / PLY."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import trimesh
+import tyro
+
+from ..utils.config import save_config
+from ..utils.errors import UserError
+from ..utils.io import write_json_atomic
+from ..utils.logging import info
+from .extract import ColorFn, FieldFn, FieldType, _parse_threshold, extract_mesh
+from .writers import mesh_files, write_files
+
+
+@dataclass
+class ExportConfig:
+    """Export a mesh that other tools open (GLB with vertex colours or a texture, OBJ, PLY) from a
+    trained NeRF run/checkpoint, or from a procedural world object (--world-shape)."""
+
+    source: tyro.conf.Positional[Path | None] = None
+    """A NeRF run folder (uses checkpoints/final, else checkpoints/latest) or a checkpoint folder."""
+    out: Path = Path("outputs/export")
+    """Output folder: NAME.glb/.obj/.ply (+ .mtl/.png when textured), export.json, config.yaml."""
+    name: str = "mesh"
+    """Base name of the mesh files."""
+    format: tuple[Literal["glb", "obj", "ply"], ...] = ("glb", "obj", "ply")
+    """File formats to write."""
+    resolution: int = 128
+    """Grid vertices per side for marching cubes."""
+    threshold: str = "auto"
+    """Iso level: 'auto' (density: the level whose silhouettes match the rendered field's 50%-opacity
+    silhouettes; SDF: 0) or a number."""
+    bound: float = 1.0
+    """Half size of the box to mesh, [-bound, bound]^3 (the scene box is [-1, 1]^3)."""
+    largest_component: bool = True
+    """Keep only the largest connected piece (drops floaters)."""
+    decimate_to: int | None = None
+    """Target face count for quadric decimation (needs fast_simplification); none = keep all."""
+    texture: bool = False
+    """Bake the albedo into a UV texture (needs xatlas): GLB baseColorTexture, OBJ+MTL+PNG."""
+    texture_size: int = 1024
+    """Texture width and height in pixels."""
+    up_axis: Literal["y", "z"] = "y"
+    """Up axis of OBJ/PLY files (GLB is always +Y up as glTF requires; our world is +Z up)."""
+    chunk_size: int = 131072
+    """Points per field evaluation (bounds memory)."""
+    device: str = "cpu"
+    """Torch device for field evaluation."""
+    world_shape: str | None = None
+    """Export a procedural world object of this shape instead of a NeRF (e.g. sphere, cube, torus)."""
+    world_color: str = "red"
+    """Colour name of the world object."""
+    world_seed: int = 0
+    """Seed of the world object's random parameters."""
+
+
+def renderer_field_fns(renderer) -> tuple[FieldFn, ColorFn]:
+    """(density_fn, albedo_fn) of a ``NeRFRenderer`` for :func:`extract_mesh`.
+
+    The density is zero in cells the renderer's occupancy grid marks empty: the renderer skips
+    samples there, so that density never shows in renders, and skipping it makes a trained
+    field's export several times faster."""
+    field = renderer.field
+    density_fn: FieldFn = field.density
+    if renderer.config.use_occupancy:
+        from ..rendering import occupied
+
+        binaries, aabb = renderer.estimator.binaries[0], renderer.estimator.aabbs[0]
+
+        def density_fn(points: torch.Tensor) -> torch.Tensor:  # [N, 3] -> [N]
+            keep = occupied(binaries, aabb.to(points.dtype), points)
+            sigma = torch.zeros(len(points), dtype=points.dtype, device=points.device)
+            if keep.any():
+                sigma[keep] = field.density(points[keep]).to(points.dtype)
+            return sigma
+
+    return density_fn, (lambda p: field(p)[1])
+
+
+def _nerf_source(path: Path, device: str) -> tuple[FieldFn, ColorFn, FieldType, dict]:
+    from ..rendering import load_nerf
+
+    renderer, extra = load_nerf(path, device=device)
+    renderer.eval()
+    density_fn, color_fn = renderer_field_fns(renderer)
+    return density_fn, color_fn, "density", {"source": str(path), "nerf_extra": extra}
+
+
+def _world_source(shape: str, color: str, seed: int) -> tuple[FieldFn, ColorFn, FieldType, dict]:
+    from ..world import ALL_SHAPES, COLORS, primitive_scene
+
+    if shape not in ALL_SHAPES:
+        raise UserError(f"unknown world shape {shape!r}; choose from {', '.join(ALL_SHAPES)}")
+    if color not in COLORS:
+        raise UserError(f"unknown world colour {color!r}; choose from {', '.join(COLORS)}")
+    scene = primitive_scene(shape, color, seed=seed)
+    return scene.sdf, scene.albedo, "sdf", {"world": scene.metadata()}
+
+
+def build_mesh(config: ExportConfig) -> tuple[trimesh.Trimesh, dict]:
+    """The mesh (world frame) and a JSON-able description of where it came from."""
+    if (config.source is None) == (config.world_shape is None):
+        raise UserError("give either a NeRF run/checkpoint folder or --world-shape (exactly one)")
+    if config.bound <= 0:
+        raise UserError(f"--bound must be positive, got {config.bound}")
+    if config.resolution < 3:
+        raise UserError(f"--resolution must be at least 3, got {config.resolution}")
+    _parse_threshold(config.threshold)  # fail on a bad value before loading anything
+    if config.world_shape is not None:
+        field_fn, color_fn, field_type, about = _world_source(config.world_shape, config.world_color, config.world_seed)
+    else:
+        field_fn, color_fn, field_type, about = _nerf_source(config.source, config.device)
+    info(f"extracting a {field_type} isosurface on a {config.resolution}^3 grid")
+    mesh = extract_mesh(
+        field_fn, -config.bound, config.bound, config.resolution, config.threshold, color_fn,
+        field_type=field_type, chunk_size=config.chunk_size, largest_component=config.largest_component,
+        decimate_to=config.decimate_to, device=config.device,
+    )
+    if config.texture:
+        from .texture import bake_texture
+
+        mesh = bake_texture(mesh, color_fn, config.texture_size, config.chunk_size, config.device)
+    return mesh, about
+
+
+@torch.no_grad()
+def run(config: ExportConfig) -> None:
+    start = time.perf_counter()
+    if not config.format:
+        raise UserError("--format needs at least one of glb, obj, ply")
+    mesh, about = build_mesh(config)
+    # encode everything before writing anything: an error leaves earlier outputs untouched
+    encoded = [mesh_files(mesh, fmt, name=config.name, up_axis=config.up_axis) for fmt in dict.fromkeys(config.format)]
+    out = Path(config.out)
+    paths = [p for files in encoded for p in write_files(files, out)]
+    geometry = trimesh.Trimesh(mesh.vertices, mesh.faces, process=True)  # UV seams merged back
+    stats = {
+        **about,
+        "files": [p.name for p in paths],
+        "vertices": int(len(mesh.vertices)),
+        "faces": int(len(mesh.faces)),
+        "watertight": bool(geometry.is_watertight),
+        "volume": float(geometry.volume) if geometry.is_watertight else None,
+        "area": float(geometry.area),
+        "threshold": mesh.metadata.get("threshold"),
+        "field_type": mesh.metadata.get("field_type"),
+        "axes": {"world": "+Z up, front +X", "glb": "+Y up, front +Z", "obj_ply": f"+{config.up_axis.upper()} up"},
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    write_json_atomic(out / "export.json", stats)
+    save_config(config, out / "config.yaml", command="export")
+    info(
+        f"wrote {', '.join(str(p) for p in paths)} ({stats['vertices']} vertices, {stats['faces']} faces, "
+        f"threshold {stats['threshold']:.4g}, {stats['seconds']:.1f} s)"
+    )

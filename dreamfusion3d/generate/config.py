@@ -1,0 +1,156 @@
+"""Configuration of ``dreamfusion3d generate`` (the DreamFusion optimisation loop)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from pathlib import Path
+from typing import Literal
+
+from ..cameras import CameraSamplerConfig
+from ..fields import FieldConfig
+from ..guidance import PriorConfig, PromptConfig
+from ..rendering import BackgroundConfig, RendererConfig
+
+
+@dataclass
+class Ramp:
+    """A scalar that moves linearly from ``start`` to ``end`` between two steps (constant outside).
+
+    Any weight or scale of the loop is a Ramp, so schedules live in configs, not in code.
+    """
+
+    start: float
+    end: float | None = None
+    """Final value (None: constant at ``start``)."""
+    from_step: int = 0
+    to_step: int = 0
+
+    def at(self, step: int) -> float:
+        if self.end is None or self.to_step <= self.from_step or step <= self.from_step:
+            return self.start
+        if step >= self.to_step:
+            return self.end
+        frac = (step - self.from_step) / (self.to_step - self.from_step)
+        return self.start + frac * (self.end - self.start)
+
+
+@dataclass
+class ShadingConfig:
+    """Which shading each step renders with (DreamFusion: albedo first, then a random mix)."""
+
+    albedo_only_steps: int = 200
+    """Steps at the start that use albedo shading only (colour before geometry)."""
+    albedo_prob: float = 0.3
+    """After that, probability of albedo shading ..."""
+    lambertian_prob: float = 0.5
+    """... of lambertian shading (textureless takes the rest)."""
+    ambient: float = 0.3
+    """Ambient light share in lambertian / textureless shading."""
+    light_distance_range: tuple[float, float] = (1.5, 3.0)
+    """Point light distance from the origin; its direction is the camera's, jittered."""
+    light_jitter_deg: float = 30.0
+    """Angular jitter of the light direction around the camera direction."""
+
+
+@dataclass
+class LossConfig:
+    """Regulariser weights (all schedulable Ramps)."""
+
+    orientation: Ramp = dc_field(default_factory=lambda: Ramp(0.01))
+    """DreamFusion's orientation loss: penalises visible normals facing away from the camera."""
+    opacity: Ramp = dc_field(default_factory=lambda: Ramp(0.01))
+    """Sparsity: mean rendered opacity (fights the haze that imitates the background)."""
+    entropy: Ramp = dc_field(default_factory=lambda: Ramp(0.0))
+    """Binary entropy of the opacity (pushes pixels to fully empty or fully solid)."""
+
+
+@dataclass
+class OptimConfig:
+    """Adam with per-group learning rates and a linear warm-up."""
+
+    lr: float = 0.01
+    """Learning rate of the field's encoding (hash grid / voxel features)."""
+    lr_network: float = 0.001
+    """Learning rate of the field's MLP heads."""
+    lr_background: float = 0.001
+    """Learning rate of the learned background."""
+    warmup_steps: int = 50
+    """Linear learning-rate warm-up."""
+    betas: tuple[float, float] = (0.9, 0.99)
+    """Adam betas."""
+    eps: float = 1e-15
+    """Adam epsilon (small, as instant-NGP uses for hash grids)."""
+
+
+@dataclass
+class OutputConfig:
+    """What is written at the end of a run."""
+
+    mesh_formats: tuple[Literal["glb", "obj", "ply"], ...] = ("glb", "obj", "ply")
+    """Mesh files to export."""
+    mesh_resolution: int = 128
+    """Marching-cubes grid resolution."""
+    video_frames: int = 48
+    """Frames of the turntable video."""
+    video_resolution: int = 128
+    """Turntable frame size in pixels."""
+    video_fps: int = 24
+    """Turntable frame rate."""
+    video_elevation: float = 20.0
+    """Turntable camera elevation in degrees."""
+    gif: bool = True
+    """Also write turntable.gif (for READMEs)."""
+    preview_every: int = 200
+    """Write a progress grid of renders every N steps (0: never)."""
+    checkpoint_every: int = 100
+    """Write checkpoints/latest every N steps (and on Ctrl-C)."""
+
+
+@dataclass
+class GenerateConfig:
+    """Text to 3D: optimise a NeRF so that a frozen diffusion prior likes its renders (SDS)."""
+
+    prompt: str = ""
+    """The text prompt, e.g. "a red cube"."""
+    prompts_file: Path | None = None
+    """A text file with one prompt per line (outputs go to OUT/<prompt-slug>/); under torchrun
+    the prompts are split across ranks."""
+    out: Path = Path("outputs/generate")
+    """Output folder."""
+    overwrite: bool = False
+    """Allow writing into a non-empty output folder (its old files are replaced)."""
+    resume: Path | None = None
+    """Continue the run in this folder from its latest checkpoint."""
+    steps: int = 600
+    """Optimisation steps."""
+    batch_size: int = 2
+    """Random views per step."""
+    resolution: int = 32
+    """Render size for the prior during optimisation."""
+    seed: int = 0
+    """Seed of the whole run (cameras, lights, shading, noise)."""
+    device: str = "cpu"
+    """Torch device (cuda for GPUs)."""
+    num_threads: int = 0
+    """torch CPU threads (0: torch's default)."""
+    prior: PriorConfig = dc_field(default_factory=PriorConfig)
+    """The frozen diffusion prior."""
+    prompting: PromptConfig = dc_field(default_factory=PromptConfig)
+    """View-dependent prompts, negative prompt, Perp-Neg."""
+    field: FieldConfig = dc_field(default_factory=FieldConfig)
+    """The NeRF field (geometry + albedo)."""
+    renderer: RendererConfig = dc_field(default_factory=RendererConfig)
+    """Sampling, occupancy grid, compositing."""
+    background: BackgroundConfig = dc_field(default_factory=BackgroundConfig)
+    """What is behind the object (learned by view direction, or fixed)."""
+    cameras: CameraSamplerConfig = dc_field(default_factory=CameraSamplerConfig)
+    """Random training cameras."""
+    shading: ShadingConfig = dc_field(default_factory=ShadingConfig)
+    """Shading schedule."""
+    losses: LossConfig = dc_field(default_factory=LossConfig)
+    """Regularisers."""
+    optim: OptimConfig = dc_field(default_factory=OptimConfig)
+    """Optimiser."""
+    output: OutputConfig = dc_field(default_factory=OutputConfig)
+    """Meshes, video, previews, checkpoints."""

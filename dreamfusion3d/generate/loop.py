@@ -1,0 +1,291 @@
+"""The DreamFusion loop: random cameras → NeRF render → SDS from a frozen prior → Adam step.
+
+Every step draws its randomness (cameras, light, shading, diffusion time and noise) from one
+torch.Generator whose state is checkpointed with the weights, the optimiser moments and the
+global RNG (used by the occupancy-grid update), so a killed run resumes to the same result.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import resource
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..cameras import sample_cameras, spherical_to_cartesian
+from ..guidance import PromptProcessor, load_prior
+from ..rendering import build_renderer, save_nerf
+from ..utils.checkpoint import load_checkpoint, save_checkpoint
+from ..utils.config import load_preset, save_config
+from ..utils.errors import UserError
+from ..utils.io import write_json_atomic
+from ..utils.logging import info, progress, warn
+from .config import GenerateConfig
+from .outputs import export_outputs, save_preview
+
+SHADINGS = ("albedo", "lambertian", "textureless")
+
+
+def slugify(prompt: str, max_len: int = 60) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")
+    return slug[:max_len].strip("-") or "prompt"
+
+
+@dataclass
+class StepStats:
+    sds: float
+    orientation: float
+    opacity: float
+    total: float
+    shading: str
+    num_samples: int
+
+
+class Generation:
+    """One prompt's optimisation: owns the renderer, prior, prompt embeddings and optimiser."""
+
+    def __init__(self, cfg: GenerateConfig, prompt: str, out: Path, prior=None):
+        self.cfg = cfg
+        self.prompt = prompt
+        self.out = out
+        self.device = torch.device(cfg.device)
+        self.prior = prior if prior is not None else load_prior(cfg.prior, device=self.device)
+        self.prompts = PromptProcessor.from_config(self.prior, prompt, cfg.prompting)
+        torch.manual_seed(cfg.seed)
+        self.renderer = build_renderer(cfg.field, cfg.renderer, cfg.background).to(self.device)
+        self.optimizer = torch.optim.Adam(self._param_groups(), betas=cfg.optim.betas, eps=cfg.optim.eps)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.step = 0
+        self.timings: dict[str, float] = {"render": 0.0, "prior": 0.0, "backward": 0.0, "occupancy": 0.0}
+        self.history: list[dict] = []
+
+    # ------------------------------------------------------------------ setup
+    def _param_groups(self) -> list[dict]:
+        o = self.cfg.optim
+        groups: dict[str, list] = {"encoding": [], "network": [], "background": []}
+        for name, param in self.renderer.named_parameters():
+            if name.startswith("background."):
+                groups["background"].append(param)
+            elif name.startswith("field.encoding."):
+                groups["encoding"].append(param)
+            else:
+                groups["network"].append(param)
+        lrs = {"encoding": o.lr, "network": o.lr_network, "background": o.lr_background}
+        return [{"params": ps, "lr": lrs.get(name, o.lr_network), "name": name, "base_lr": lrs.get(name, o.lr_network)}
+                for name, ps in groups.items() if ps]
+
+    # ------------------------------------------------------------------ checkpoints
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        return {"renderer": self.renderer}
+
+    def save(self, name: str = "latest") -> Path:
+        folder = self.out / "checkpoints" / name
+        save_checkpoint(folder / "trainer", self._modules(), self.optimizer, {"run": self.generator},
+                        {"step": self.step, "prompt": self.prompt, "torch_rng": torch.get_rng_state().tolist(),
+                         "history": self.history})
+        save_nerf(folder, self.renderer, {"prompt": self.prompt, "step": self.step})
+        return folder
+
+    def load(self, folder: Path) -> None:
+        state = load_checkpoint(folder / "trainer", self._modules(), self.optimizer, {"run": self.generator})
+        if state.get("prompt") != self.prompt:
+            raise UserError(f"checkpoint {folder} is for prompt {state.get('prompt')!r}, not {self.prompt!r}")
+        self.step = int(state["step"])
+        self.history = state.get("history", [])
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+
+    # ------------------------------------------------------------------ one step
+    def _lights(self, cam_positions: Tensor) -> Tensor:  # [B,3] -> [B,3]
+        s = self.cfg.shading
+        b = cam_positions.shape[0]
+        g = self.generator
+        direction = cam_positions / cam_positions.norm(dim=-1, keepdim=True)
+        jitter = torch.randn(b, 3, generator=g) * math.radians(s.light_jitter_deg)
+        direction = direction + jitter.to(direction.device)
+        direction = direction / direction.norm(dim=-1, keepdim=True)
+        lo, hi = s.light_distance_range
+        dist = lo + (hi - lo) * torch.rand(b, 1, generator=g)
+        return direction * dist.to(direction.device)
+
+    def _shading(self) -> str:
+        s = self.cfg.shading
+        u = torch.rand(1, generator=self.generator).item()
+        if self.step < s.albedo_only_steps:
+            return "albedo"
+        if u < s.albedo_prob:
+            return "albedo"
+        if u < s.albedo_prob + s.lambertian_prob:
+            return "lambertian"
+        return "textureless"
+
+    def _set_lr(self) -> None:
+        warm = min(1.0, (self.step + 1) / max(1, self.cfg.optim.warmup_steps))
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * warm
+
+    def train_step(self) -> StepStats:
+        cfg = self.cfg
+        cams, az, el = sample_cameras(cfg.cameras, cfg.batch_size, cfg.resolution, generator=self.generator,
+                                      device=self.device)
+        lights = self._lights(cams.positions)
+        shading = self._shading()
+        t0 = time.perf_counter()
+        out = self.renderer.render(cams, shading=shading, light_positions=lights, ambient=cfg.shading.ambient)
+        images = out["rgb"].permute(0, 3, 1, 2)  # [B,3,H,W]
+        t1 = time.perf_counter()
+        sds = self.prompts.sds_loss(images, az, el, generator=self.generator, progress=self.step / max(1, cfg.steps))
+        t2 = time.perf_counter()
+        opacity = out["opacity"].clamp(1e-5, 1 - 1e-5)
+        l = cfg.losses
+        loss_orient = out["orientation_loss"]
+        loss_opacity = opacity.mean()
+        loss_entropy = -(opacity * opacity.log() + (1 - opacity) * (1 - opacity).log()).mean()
+        total = (sds.loss + l.orientation.at(self.step) * loss_orient + l.opacity.at(self.step) * loss_opacity
+                 + l.entropy.at(self.step) * loss_entropy)
+        self._set_lr()
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        t3 = time.perf_counter()
+        self.renderer.update_occupancy(self.step)
+        t4 = time.perf_counter()
+        self.step += 1
+        for k, dt in zip(self.timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            self.timings[k] += dt
+        return StepStats(float(sds.loss), float(loss_orient), float(loss_opacity), float(total), shading,
+                         int(out.get("num_samples", 0)))
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> dict:
+        cfg = self.cfg
+        interrupted = False
+
+        def on_sigint(signum, frame):
+            nonlocal interrupted
+            interrupted = True
+
+        previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
+        t_start = time.time()
+        bar = progress(total=cfg.steps, initial=self.step, desc=f"generate: {self.prompt[:40]}", unit="step")
+        try:
+            while self.step < cfg.steps and not interrupted:
+                stats = self.train_step()
+                bar.update(1)
+                bar.set_postfix(sds=f"{stats.sds:.3g}", opacity=f"{stats.opacity:.2f}")
+                if self.step % 10 == 0 or self.step == cfg.steps:
+                    self.history.append({"step": self.step, "sds": stats.sds, "opacity": stats.opacity,
+                                         "orientation": stats.orientation, "total": stats.total})
+                if cfg.output.preview_every and self.step % cfg.output.preview_every == 0:
+                    save_preview(self.renderer, self.out / "progress" / f"step_{self.step:06d}.png", cfg)
+                if self.step % cfg.output.checkpoint_every == 0 and self.step < cfg.steps:
+                    self.save("latest")
+        finally:
+            bar.close()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        train_time = time.time() - t_start
+        self.save("latest")
+        if interrupted:
+            info(f"interrupted at step {self.step}: checkpoint written; continue with --resume {self.out}")
+            raise KeyboardInterrupt
+        self.save("final")
+        t_export = time.time()
+        files = export_outputs(self.renderer, self.out, cfg)
+        export_time = time.time() - t_export
+        metrics = {
+            "prompt": self.prompt,
+            "steps": self.step,
+            "train_seconds_this_session": train_time,
+            "export_seconds": export_time,
+            "stage_seconds": {k: round(v, 3) for k, v in self.timings.items()},
+            "final": self.history[-1] if self.history else {},
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "outputs": files,
+            "device": str(self.device),
+        }
+        write_json_atomic(self.out / "metrics.json", metrics)
+        return metrics
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+# ---------------------------------------------------------------------- command
+
+
+def _read_prompts(cfg: GenerateConfig) -> list[str]:
+    if cfg.prompts_file is not None:
+        if not cfg.prompts_file.is_file():
+            raise UserError(f"prompts file {cfg.prompts_file} does not exist")
+        prompts = [ln.strip() for ln in cfg.prompts_file.read_text().splitlines()]
+        prompts = [p for p in prompts if p and not p.startswith("#")]
+        if not prompts:
+            raise UserError(f"prompts file {cfg.prompts_file} contains no prompts")
+        return prompts
+    if not cfg.prompt.strip():
+        raise UserError("the prompt is empty: pass --prompt \"a red cube\" (or --prompts-file FILE)")
+    return [cfg.prompt.strip()]
+
+
+def _check_out(out: Path, cfg: GenerateConfig) -> None:
+    """Refuse to clobber: a non-empty folder needs --overwrite (or --resume)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output path {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite and cfg.resume is None:
+        raise UserError(f"output folder {out} is not empty: pass --overwrite to replace it or --resume {out} to continue")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to output folder {out}: {exc.strerror}") from exc
+
+
+def run(cfg: GenerateConfig) -> None:
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    if cfg.resume is not None:
+        # A resumed run continues with the configuration it was started with.
+        if not (cfg.resume / "config.yaml").is_file():
+            raise UserError(f"--resume {cfg.resume}: no config.yaml there, so it is not a generate run")
+        resume = cfg.resume
+        cfg = load_preset(GenerateConfig, str(resume / "config.yaml"), command="generate")
+        cfg.resume, cfg.out = resume, resume
+    prompts = _read_prompts(cfg)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    multi = cfg.prompts_file is not None
+    jobs = [(p, cfg.out / slugify(p) if multi else cfg.out) for p in prompts][rank::world]
+    if cfg.resume is None:
+        _check_out(cfg.out, cfg)
+    if rank == 0:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, cfg.out / "config.yaml", command="generate")
+    prior = None
+    for prompt, out in jobs:
+        if multi:
+            if cfg.resume is None:
+                _check_out(out, cfg)
+            else:
+                out.mkdir(parents=True, exist_ok=True)
+        gen = Generation(cfg, prompt, out, prior=prior)
+        info(f"prompt {prompt!r} -> {out}")
+        prior = gen.prior  # load the prior once for all prompts
+        latest = out / "checkpoints" / "latest"
+        if cfg.resume is not None and (latest / "trainer").exists():
+            gen.load(latest)
+            info(f"resumed at step {gen.step}")
+        elif cfg.resume is not None:
+            warn(f"no checkpoint in {out}; starting from step 0")
+        metrics = gen.run()
+        info(f"done in {metrics['train_seconds_this_session']:.0f} s: " + ", ".join(metrics["outputs"]))

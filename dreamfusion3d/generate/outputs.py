@@ -1,0 +1,83 @@
+"""What a generate run leaves behind: meshes, a turntable video (and GIF) and progress grids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..cameras import orbit_cameras, turntable_cameras
+from ..utils.io import atomic_path
+from ..utils.logging import info, warn
+
+if TYPE_CHECKING:
+    from .config import GenerateConfig
+
+
+@torch.no_grad()
+def render_views(renderer, cameras, shading: str = "albedo", chunk: int = 4) -> np.ndarray:
+    """uint8 frames ``[N,H,W,3]`` (rendered in small batches to bound memory)."""
+    frames = []
+    for i in range(0, cameras.batch_size, chunk):
+        cams = cameras[i : i + chunk]
+        lights = cams.positions * 1.5
+        out = renderer.render(cams, shading=shading, light_positions=lights)
+        frames.append((out["rgb"].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
+    return np.concatenate(frames)
+
+
+def turntable_frames(renderer, cfg: "GenerateConfig", shading: str = "albedo") -> np.ndarray:
+    o = cfg.output
+    radius = float(np.mean(cfg.cameras.radius_range))
+    fov = float(np.mean(cfg.cameras.fov_range))
+    cams = turntable_cameras(o.video_frames, o.video_elevation, radius, fov, o.video_resolution).to(cfg.device)
+    return render_views(renderer, cams, shading)
+
+
+def write_video(frames: np.ndarray, path: Path, fps: int) -> None:
+    import imageio.v3 as iio
+
+    with atomic_path(path) as tmp:
+        if path.suffix == ".gif":
+            iio.imwrite(tmp, frames, duration=1000 / fps, loop=0)
+        else:
+            iio.imwrite(tmp, frames, fps=fps, codec="libx264", macro_block_size=1)
+
+
+def save_preview(renderer, path: Path, cfg: "GenerateConfig") -> None:
+    """A row of albedo views and a row of textureless views from four azimuths."""
+    import imageio.v3 as iio
+
+    radius = float(np.mean(cfg.cameras.radius_range))
+    fov = float(np.mean(cfg.cameras.fov_range))
+    cams = orbit_cameras([0, 90, 180, 270], [20.0], radius, fov, max(64, cfg.resolution)).to(cfg.device)
+    rows = [np.concatenate(list(render_views(renderer, cams, s)), axis=1) for s in ("albedo", "textureless")]
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.concatenate(rows, axis=0))
+
+
+def export_outputs(renderer, out: Path, cfg: "GenerateConfig") -> list[str]:
+    """Meshes + turntable; returns the written file names."""
+    from ..export import extract_mesh, renderer_field_fns
+    from ..export.writers import export_all
+    from ..utils.errors import UserError
+
+    written: list[str] = []
+    o = cfg.output
+    info("extracting the mesh")
+    try:
+        density_fn, albedo_fn = renderer_field_fns(renderer)
+        mesh = extract_mesh(density_fn, -1.0, 1.0, o.mesh_resolution, "auto", color_fn=albedo_fn, device=cfg.device)
+        written += [p.name for p in export_all(mesh, out, o.mesh_formats, name="mesh")]
+    except UserError as exc:  # an empty field: keep the video, say why there is no mesh
+        warn(f"no mesh written: {exc}")
+    info("rendering the turntable")
+    frames = turntable_frames(renderer, cfg)
+    write_video(frames, out / "turntable.mp4", o.video_fps)
+    written.append("turntable.mp4")
+    if o.gif:
+        write_video(frames, out / "turntable.gif", o.video_fps)
+        written.append("turntable.gif")
+    return written

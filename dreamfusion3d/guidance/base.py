@@ -1,0 +1,208 @@
+"""The one interface every diffusion prior offers to score distillation and sampling.
+
+A prior works in its own *model space* ``z`` (SD: VAE latents; pixel priors: images in
+[-1, 1] at the model's resolution). Subclasses say how to get there from renders
+(``encode_images``), how to come back (``decode``), how to encode text, and how to call their
+network (``_model_output``); the SDS step itself is written once, here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers.utils.torch_utils import randn_tensor
+from torch import Tensor
+
+from ..utils.logging import warn
+from . import sds as S
+
+
+@dataclass
+class SDSOutput:
+    """Result of one score-distillation step.
+
+    ``loss`` is the surrogate ``½ Σ_pixels ‖z − sg(z − grad)‖² / B``; back-propagating it gives
+    ``∂loss/∂z = grad / B`` in model space, and the chain rule carries that to the renders.
+    """
+
+    loss: Tensor  # [] differentiable w.r.t. the images / latents
+    grad: Tensor  # [B, C, h, w] w(t)(ε̂ − ε) (after grad-norm rescaling; zeros when not finite)
+    t: Tensor  # [B] long, the timesteps used
+    weights: Tensor  # [B] w(t)
+    noise: Tensor  # [B, C, h, w] ε added to z
+    noise_pred: Tensor  # [B, C, h, w] guided prediction ε̂
+    latents: Tensor  # [B, C, h, w] z in model space (part of the autograd graph)
+    grad_norm: Tensor  # [B] per-sample L2 norm of w(t)(ε̂ − ε) before any rescaling
+    nonfinite: bool = False  # True when NaN/Inf was caught and the step turned into a no-op
+
+
+class Prior:
+    """Base class: text encoding with a cache, noising with the prior's own scheduler, and SDS.
+
+    Subclasses set ``scheduler`` (a diffusers scheduler with ``alphas_cumprod``/``add_noise``),
+    ``device``, ``dtype`` (of the network) and the defaults below, and implement the four
+    ``_``-methods plus ``encode_images``/``decode``/``latent_shape``.
+    """
+
+    name: str = "prior"
+    latent_space: bool = False  # True when z is not an image (SD)
+    scheduler = None
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float32
+    guidance_scale: float = 100.0
+    t_min: float = 0.02
+    t_max: float = 0.98
+    t_anneal: S.TAnneal = "none"
+    t_max_end: float = 0.5
+    weighting: S.Weighting = "sds"
+
+    def __init__(self) -> None:
+        self._text_cache: dict[str, Tensor] = {}
+
+    # ---- to implement -------------------------------------------------------------------
+    def _encode_text(self, prompts: list[str]) -> Tensor:  # [N, ...]
+        raise NotImplementedError
+
+    def _model_output(self, z_t: Tensor, t: Tensor, emb: Tensor) -> Tensor:
+        """The network's raw output for a batch (no grad; the caller casts back to float32)."""
+        raise NotImplementedError
+
+    def encode_images(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Renders ``[B, 3, H, W]`` in [0, 1] → model space ``z`` (differentiable)."""
+        raise NotImplementedError
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Model space → images ``[B, 3, H, W]`` in [0, 1] (for sampling and previews)."""
+        raise NotImplementedError
+
+    def latent_shape(self, batch_size: int) -> tuple[int, ...]:
+        """Shape of ``z`` for a batch, for sampling from pure noise."""
+        raise NotImplementedError
+
+    # ---- shared ---------------------------------------------------------------------------
+    @property
+    def num_train_timesteps(self) -> int:
+        return int(self.scheduler.config.num_train_timesteps)
+
+    @property
+    def alphas_cumprod(self) -> Tensor:  # [T] float32 on the CPU
+        return self.scheduler.alphas_cumprod.float()
+
+    def encode_text(self, prompts: list[str]) -> Tensor:
+        """Embeddings ``[N, ...]`` for the prompts, computed once per distinct string."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
+        if missing:
+            with torch.no_grad():
+                embs = self._encode_text(missing)
+            for p, e in zip(missing, embs):
+                self._text_cache[p] = e.detach()
+        return torch.stack([self._text_cache[p] for p in prompts])
+
+    @torch.no_grad()
+    def predict_noise(self, z_t: Tensor, t: Tensor, emb: Tensor) -> Tensor:
+        """ε prediction (float32) whatever the model predicts (ε, v or x0)."""
+        out = self._model_output(z_t, t, emb).float()
+        kind = getattr(self.scheduler.config, "prediction_type", "epsilon")
+        return S.noise_from_prediction(out, z_t.float(), self.alphas_cumprod.to(t.device)[t], kind)
+
+    def timestep_bounds(self, progress: float | None = None) -> tuple[int, int]:
+        return S.timestep_bounds(self.num_train_timesteps, self.t_min, self.t_max, progress, self.t_anneal,
+                                 self.t_max_end)
+
+    def sds_loss(
+        self,
+        images: Tensor,  # [B, 3, H, W] in [0, 1]
+        cond_emb: Tensor,  # [B or 1, ...]
+        uncond_emb: Tensor,  # [B or 1, ...]
+        t: Tensor | None = None,
+        noise: Tensor | None = None,
+        guidance_scale: float | None = None,
+        weighting: S.Weighting | None = None,
+        generator: torch.Generator | None = None,
+        progress: float | None = None,
+        negative_emb: Tensor | None = None,  # [B, K, ...] Perp-Neg negatives
+        negative_weights: Tensor | None = None,  # [B, K]
+    ) -> SDSOutput:
+        """Score distillation on rendered images; see :meth:`sds_loss_latents`."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"sds_loss expects images [B, 3, H, W] in [0, 1], got shape {tuple(images.shape)} "
+                             "(renderer outputs [B, H, W, 3] need .permute(0, 3, 1, 2))")
+        z = self.encode_images(images, generator=generator)
+        return self.sds_loss_latents(z, cond_emb, uncond_emb, t, noise, guidance_scale, weighting, generator,
+                                     progress, negative_emb, negative_weights)
+
+    def sds_loss_latents(
+        self,
+        z: Tensor,  # [B, C, h, w] model space, float32, differentiable
+        cond_emb: Tensor,
+        uncond_emb: Tensor,
+        t: Tensor | None = None,
+        noise: Tensor | None = None,
+        guidance_scale: float | None = None,
+        weighting: S.Weighting | None = None,
+        generator: torch.Generator | None = None,
+        progress: float | None = None,
+        negative_emb: Tensor | None = None,
+        negative_weights: Tensor | None = None,
+    ) -> SDSOutput:
+        """One SDS step in model space.
+
+        ``t`` (``[B]`` long) and ``noise`` (shape of ``z``) are drawn when not given
+        (``progress`` in [0, 1] drives t-annealing). The UNet sees conditional, unconditional
+        (and Perp-Neg negative) inputs in one batch, under ``no_grad``.
+        """
+        B = z.shape[0]
+        scale = self.guidance_scale if guidance_scale is None else float(guidance_scale)
+        weighting = weighting or self.weighting
+        if t is None:
+            lo, hi = self.timestep_bounds(progress)
+            t = S.sample_timesteps(B, lo, hi, generator=generator, device=z.device)
+        t = t.to(device=z.device, dtype=torch.long).expand(B) if t.ndim == 0 else t.to(z.device).long()
+        if noise is None:
+            noise = randn_tensor(tuple(z.shape), generator=generator, device=z.device, dtype=torch.float32)
+        noise = noise.to(device=z.device, dtype=torch.float32)
+        cond = _expand(cond_emb, B)
+        uncond = _expand(uncond_emb, B)
+
+        with torch.no_grad():
+            z_t = self.scheduler.add_noise(z.detach().float(), noise, t)
+            if negative_emb is None:
+                eps = self.predict_noise(torch.cat([z_t, z_t]), torch.cat([t, t]), torch.cat([cond, uncond]))
+                eps_cond, eps_uncond = eps.chunk(2)
+                eps_hat = S.classifier_free_guidance(eps_uncond, eps_cond, scale)
+            else:
+                if negative_weights is None:
+                    raise ValueError("Perp-Neg needs negative_weights [B, K] with negative_emb [B, K, ...]")
+                K = negative_emb.shape[1]
+                negs = _expand(negative_emb, B).transpose(0, 1).reshape(K * B, *negative_emb.shape[2:])
+                eps = self.predict_noise(torch.cat([z_t] * (K + 2)), torch.cat([t] * (K + 2)),
+                                         torch.cat([cond, uncond, negs]))
+                eps_cond, eps_uncond, eps_neg = eps[:B], eps[B:2 * B], eps[2 * B:]
+                eps_neg = eps_neg.view(K, B, *eps_neg.shape[1:]).transpose(0, 1)  # [B, K, C, h, w]
+                eps_hat = S.perp_neg_guidance(eps_uncond, eps_cond, eps_neg,
+                                              _expand(negative_weights, B).to(z.device), scale)
+            w = S.sds_weights(self.alphas_cumprod, t, weighting)
+            grad = w.view(-1, *([1] * (z.ndim - 1))) * (eps_hat - noise)
+            grad_norm = S.per_sample_norm(grad)
+            if weighting == "grad-norm":
+                grad = S.normalise_gradient(grad)
+            nonfinite = not bool(torch.isfinite(grad).all())
+            if nonfinite:
+                warn(f"{self.name}: non-finite SDS gradient (NaN/Inf) at t={t.tolist()}; "
+                     "this step contributes no gradient")
+                grad = torch.zeros_like(grad)
+        z_safe = torch.nan_to_num(z.float(), nan=0.0, posinf=0.0, neginf=0.0) if nonfinite else z.float()
+        loss = S.sds_surrogate_loss(z_safe, grad)
+        return SDSOutput(loss=loss, grad=grad, t=t, weights=w, noise=noise, noise_pred=eps_hat, latents=z,
+                         grad_norm=grad_norm, nonfinite=nonfinite)
+
+
+def _expand(emb: Tensor, batch: int) -> Tensor:
+    if emb.shape[0] == batch:
+        return emb
+    if emb.shape[0] == 1:
+        return emb.expand(batch, *emb.shape[1:])
+    raise ValueError(f"embedding batch {emb.shape[0]} does not match image batch {batch}")

@@ -1,0 +1,58 @@
+"""Configuration of the diffusion prior (shared by ``generate`` and ``sample``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+PriorKind = Literal["bundled", "stable-diffusion", "deepfloyd-if", "exact"]
+
+DEFAULT_MODELS: dict[str, str | None] = {
+    "bundled": None,  # the folder shipped in dreamfusion3d/assets/text_prior
+    "stable-diffusion": "stabilityai/stable-diffusion-2-1-base",
+    "deepfloyd-if": "DeepFloyd/IF-I-XL-v1.0",
+    "exact": None,  # must be given: a folder of images
+}
+DEFAULT_GUIDANCE: dict[str, float] = {"bundled": 20.0, "stable-diffusion": 100.0, "deepfloyd-if": 20.0, "exact": 7.5}
+
+
+@dataclass
+class PriorConfig:
+    """Which frozen diffusion model scores the renders, and how (score distillation)."""
+
+    kind: PriorKind = "bundled"
+    """bundled: the small pixel model shipped with the package (offline, CPU-friendly); stable-diffusion: any diffusers Stable Diffusion checkpoint (latent space); deepfloyd-if: DeepFloyd IF stage I (64 px pixel space, T5 text encoder); exact: the closed-form prior of a folder of images (for demos and tests)."""
+    model: str | None = None
+    """Hub id or local folder. Default per kind: bundled = the shipped folder, stable-diffusion = stabilityai/stable-diffusion-2-1-base, deepfloyd-if = DeepFloyd/IF-I-XL-v1.0, exact = required (folder of PNGs + optional captions.json)."""
+    text_encoder: str | None = None
+    """bundled only: sentence-encoder folder or hub id (default: the one the model was trained with)."""
+    guidance_scale: float | None = None
+    """Classifier-free guidance scale s (default per kind: SD 100, IF 20, bundled 20, exact 7.5)."""
+    t_min: float = 0.02
+    """Smallest diffusion time, as a fraction of the scheduler's training timesteps."""
+    t_max: float = 0.98
+    """Largest diffusion time, as a fraction of the scheduler's training timesteps."""
+    t_anneal: Literal["none", "linear"] = "none"
+    """Timestep annealing: linear moves t_max to t_max_end over the optimisation."""
+    t_max_end: float = 0.5
+    """Final t_max when t_anneal is linear."""
+    weighting: Literal["sds", "uniform", "grad-norm"] = "sds"
+    """w(t): sds = 1 - alpha_bar_t (DreamFusion), uniform = 1, grad-norm = uniform then the batch's SDS gradient is rescaled to unit mean per-image L2 norm."""
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    """Network precision: auto = float16 on CUDA, float32 on CPU."""
+    variant: str | None = None
+    """Weight-file variant to load, e.g. fp16 (DeepFloyd IF ships fp16 files)."""
+    vae_resolution: int = 512
+    """stable-diffusion only: renders are bilinearly resized to this size before the VAE."""
+    attention_slicing: bool = False
+    """Compute attention in slices (less GPU memory, a little slower)."""
+    channels_last: bool = False
+    """Use the channels-last memory format for the UNet (faster convolutions on recent GPUs)."""
+    cpu_offload: bool = False
+    """Keep model parts on the CPU and move each to the GPU while it runs (CUDA + accelerate)."""
+
+    def resolved_guidance_scale(self) -> float:
+        return DEFAULT_GUIDANCE[self.kind] if self.guidance_scale is None else float(self.guidance_scale)
+
+    def resolved_model(self) -> str | None:
+        return self.model if self.model is not None else DEFAULT_MODELS[self.kind]

@@ -1,0 +1,91 @@
+"""Finding and loading diffusers/transformers components safely and with one-line errors.
+
+A model is a local folder (loaded with ``local_files_only``) or a Hugging Face hub id. Only
+safetensors weights are accepted and no repository code is ever executed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..utils.errors import UserError
+from ..utils.logging import warn
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# diffusers warns on every load when asked for low-memory loading without accelerate
+LOW_CPU_MEM = importlib.util.find_spec("accelerate") is not None
+LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, json.JSONDecodeError, AttributeError)
+
+
+def resolve_model(model: str, what: str, required: Sequence[str | tuple[str, ...]]) -> tuple[str, bool]:
+    """Return ``(source, local)``. A local folder must contain each ``required`` relative path
+    (a tuple means "any of these"); otherwise one clear line says what is missing."""
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise UserError(f"{what} model {path} is a file, not a model folder")
+        for item in required:
+            options = (item,) if isinstance(item, str) else tuple(item)
+            if not any((path / o).exists() for o in options):
+                raise UserError(f"model folder {path} has no {' or '.join(options)} (is it a diffusers {what} folder?)")
+        return str(path), True
+    if _HUB_ID.match(model) and not model.startswith((".", "~")):
+        return model, False
+    raise UserError(f"{what} model folder {model} does not exist (give a local folder or a hub id like org/name)")
+
+
+def load_component(what: str, source: str, local: bool, loader: Callable[..., Any], **kwargs) -> Any:
+    """``loader(source, **kwargs)`` with hub/offline/malformed-folder failures as one line."""
+    try:
+        return loader(source, local_files_only=local, **kwargs)
+    except LOAD_ERRORS as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = f"model folder {source}" if local else f"hub model {source} (no internet or not cached?)"
+        raise UserError(f"cannot load {what} from {where}: {first}") from exc
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """"auto" = float16 on CUDA, float32 elsewhere (half precision on CPU is slow and lossy)."""
+    if dtype == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if dtype not in table:
+        raise UserError(f"unknown dtype {dtype!r}; choose auto, float32, float16 or bfloat16")
+    return table[dtype]
+
+
+def freeze(*modules: torch.nn.Module) -> None:
+    for m in modules:
+        m.eval()
+        for p in m.parameters():
+            p.requires_grad_(False)
+
+
+def apply_memory_options(unet: torch.nn.Module, attention_slicing: bool, channels_last: bool) -> None:
+    if attention_slicing:
+        unet.set_attention_slice("auto")
+    if channels_last:
+        unet.to(memory_format=torch.channels_last)
+
+
+def enable_cpu_offload(modules: Sequence[torch.nn.Module], device: torch.device) -> bool:
+    """Keep models on the CPU and move each to the GPU only while it runs (needs accelerate and
+    CUDA). Returns whether offloading is active."""
+    if device.type != "cuda":
+        warn("cpu_offload only applies on a CUDA device; ignored")
+        return False
+    try:
+        from accelerate import cpu_offload_with_hook
+    except ImportError as exc:
+        raise UserError("cpu_offload needs the package accelerate (pip install accelerate)") from exc
+    hook = None
+    for m in modules:
+        m.to("cpu")
+        _, hook = cpu_offload_with_hook(m, device, prev_module_hook=hook)
+    return True

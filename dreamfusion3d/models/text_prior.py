@@ -1,0 +1,116 @@
+"""The bundled text-conditioned pixel-space diffusion model.
+
+A diffusers ``UNet2DConditionModel`` with no cross-attention blocks: the sentence embedding of
+the caption enters through ``class_labels`` (a learned projection added to the time embedding),
+which at 32 px costs half of what cross-attention does (measured in docs/RESULTS.md). The folder
+layout is diffusers-style: ``unet/`` (config.json + safetensors), ``scheduler/`` and
+``prior.json`` (resolution and the text encoder it was trained with).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..utils.errors import UserError
+from ..utils.io import write_json_atomic
+from .text_encoder import BUNDLED_ENCODER
+
+SHIPPED_PRIOR = Path(__file__).resolve().parents[1] / "assets" / "text_prior"
+
+
+@dataclass
+class TextPriorArchitecture:
+    """Size of the bundled prior's UNet."""
+
+    resolution: int = 32
+    """Image size the model is trained at."""
+    block_out_channels: tuple[int, ...] = (32, 64, 64)
+    """Channels per UNet level."""
+    layers_per_block: int = 2
+    """ResNet blocks per level."""
+    norm_num_groups: int = 8
+    """GroupNorm groups."""
+    text_dim: int = 384
+    """Size of the sentence embedding (384 for all-MiniLM-L6-v2)."""
+    num_train_timesteps: int = 1000
+    """DDPM steps."""
+    beta_schedule: str = "squaredcos_cap_v2"
+    """DDPM beta schedule (diffusers name)."""
+
+
+class TextPriorModel(nn.Module):
+    """ε-prediction UNet conditioned on a sentence embedding; inputs in [-1, 1]."""
+
+    def __init__(self, unet, scheduler, resolution: int, text_encoder_id: str = BUNDLED_ENCODER):
+        super().__init__()
+        self.unet = unet
+        self.scheduler = scheduler
+        self.resolution = resolution
+        self.text_encoder_id = text_encoder_id
+        # The UNet's signature insists on encoder states; with no cross-attention they are unused.
+        self._cross_dim = int(unet.config.cross_attention_dim)
+
+    @classmethod
+    def from_architecture(cls, arch: TextPriorArchitecture, text_encoder_id: str = BUNDLED_ENCODER) -> "TextPriorModel":
+        from diffusers import DDPMScheduler, UNet2DConditionModel
+
+        n = len(arch.block_out_channels)
+        unet = UNet2DConditionModel(
+            sample_size=arch.resolution,
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownBlock2D",) * n,
+            up_block_types=("UpBlock2D",) * n,
+            mid_block_type="UNetMidBlock2D",
+            block_out_channels=tuple(arch.block_out_channels),
+            layers_per_block=arch.layers_per_block,
+            norm_num_groups=arch.norm_num_groups,
+            class_embed_type="projection",
+            projection_class_embeddings_input_dim=arch.text_dim,
+            cross_attention_dim=8,
+            attention_head_dim=8,
+        )
+        scheduler = DDPMScheduler(num_train_timesteps=arch.num_train_timesteps, beta_schedule=arch.beta_schedule)
+        return cls(unet, scheduler, arch.resolution, text_encoder_id)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path | None = None, device: torch.device | str = "cpu",
+                        dtype: torch.dtype = torch.float32) -> "TextPriorModel":
+        from diffusers import DDPMScheduler, UNet2DConditionModel
+
+        folder = Path(folder) if folder is not None else SHIPPED_PRIOR
+        meta_path = folder / "prior.json"
+        if not meta_path.is_file():
+            raise UserError(f"{folder} is not a text-prior folder (no prior.json)")
+        try:
+            meta = json.loads(meta_path.read_text())
+            unet = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True, torch_dtype=dtype)
+            scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise UserError(f"cannot load the text prior from {folder}: {str(exc).splitlines()[0]}") from exc
+        model = cls(unet, scheduler, int(meta["resolution"]), meta.get("text_encoder", BUNDLED_ENCODER))
+        return model.to(device).eval()
+
+    def save_pretrained(self, folder: str | Path, fp16: bool = False, extra: dict | None = None) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        unet = self.unet
+        if fp16:
+            import copy
+
+            unet = copy.deepcopy(unet).half()
+        unet.save_pretrained(folder / "unet", safe_serialization=True)
+        self.scheduler.save_pretrained(folder / "scheduler")
+        meta = {"resolution": self.resolution, "text_encoder": self.text_encoder_id, **(extra or {})}
+        write_json_atomic(folder / "prior.json", meta)
+
+    def forward(self, x_t: Tensor, t: Tensor, text_emb: Tensor) -> Tensor:  # [B,3,H,W] -> [B,3,H,W]
+        dtype = next(self.unet.parameters()).dtype
+        states = torch.zeros(x_t.shape[0], 1, self._cross_dim, dtype=dtype, device=x_t.device)
+        out = self.unet(x_t.to(dtype), t, encoder_hidden_states=states, class_labels=text_emb.to(dtype)).sample
+        return out.to(x_t.dtype)

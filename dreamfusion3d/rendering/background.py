@@ -1,0 +1,61 @@
+"""What a ray sees behind the object: a fixed colour, or a colour learned per view direction.
+
+A learned background lets SDS put "sky" somewhere other than in the density field (otherwise
+white haze imitates a white background)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class BackgroundConfig:
+    """Background behind the object."""
+
+    kind: Literal["mlp", "fixed"] = "mlp"
+    """``mlp``: colour from a small MLP on the ray direction; ``fixed``: a constant colour."""
+    color: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """Colour of the fixed background (and the MLP's initial colour)."""
+    hidden_dim: int = 16
+    """Width of the background MLP."""
+    frequencies: int = 2
+    """Sinusoidal frequencies of the direction encoding."""
+
+
+class Background(nn.Module):
+    """``forward(dirs [N, 3]) -> rgb [N, 3]`` in [0, 1]."""
+
+    def __init__(self, config: BackgroundConfig) -> None:
+        super().__init__()
+        self.config = config
+        color = torch.tensor(config.color, dtype=torch.float32).clamp(0.0, 1.0)
+        self.register_buffer("fixed_color", color, persistent=False)
+        if config.kind == "mlp":
+            in_dim = 3 + 6 * config.frequencies
+            self.mlp = nn.Sequential(nn.Linear(in_dim, config.hidden_dim), nn.ReLU(inplace=True), nn.Linear(config.hidden_dim, 3))
+            # Start near the configured colour: tiny last layer, bias = logit(colour).
+            nn.init.normal_(self.mlp[2].weight, std=1e-3)
+            with torch.no_grad():
+                c = color.clamp(1e-3, 1 - 1e-3)
+                self.mlp[2].bias.copy_(torch.log(c / (1 - c)))
+        elif config.kind != "fixed":
+            raise ValueError(f"unknown background kind {config.kind!r}")
+
+    def encode(self, dirs: Tensor) -> Tensor:  # [N, 3] -> [N, 3 + 6 F]
+        freqs = (2.0 ** torch.arange(self.config.frequencies, dtype=dirs.dtype, device=dirs.device)) * math.pi
+        angles = dirs[:, None, :] * freqs[None, :, None]  # [N, F, 3]
+        return torch.cat([dirs, angles.sin().flatten(1), angles.cos().flatten(1)], dim=-1)
+
+    def forward(self, dirs: Tensor) -> Tensor:
+        if self.config.kind == "fixed":
+            return self.fixed_color.to(dirs.dtype).expand(dirs.shape[0], 3)
+        return torch.sigmoid(self.mlp(self.encode(dirs)))
+
+
+def build_background(config: BackgroundConfig) -> Background:
+    return Background(config)

@@ -1,0 +1,141 @@
+"""Where to evaluate the field along each ray.
+
+Both samplers share one nerfacc ``OccGridEstimator`` over the scene box:
+
+* CUDA: ``OccGridEstimator.sampling`` (nerfacc's grid traversal kernel) gives packed samples.
+* CPU: nerfacc's traversal has no CPU kernel, so rays march at a fixed step between their
+  entry and exit of the box (ray–AABB slab test in torch), and samples whose occupancy cell is
+  empty in the estimator's ``binaries`` are dropped. Dropped samples have zero density, so
+  removing them from a ray changes nothing in the compositing: the kept samples of each ray are
+  packed to the left of a ``[n_rays, K]`` batch (K = most kept samples on any ray), which the
+  batched nerfacc compositing reads.
+
+Both return ``RaySamples`` with the packed (flat) view that the field evaluates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from nerfacc import OccGridEstimator
+from torch import Tensor
+
+
+@dataclass
+class RaySamples:
+    """Samples of ``n_rays`` rays. ``positions``/``ray_indices``/``t_starts``/``t_ends`` are flat
+    ``[M]``; ``batch_index`` (CPU only) places flat sample i at ``[ray, k]`` of a ``[n_rays, K]``
+    batch, flattened (``ray * K + k``)."""
+
+    ray_indices: Tensor  # [M] long
+    t_starts: Tensor  # [M]
+    t_ends: Tensor  # [M]
+    positions: Tensor  # [M, 3]
+    n_rays: int
+    num_dense: int  # samples a plain march (no occupancy grid) would have evaluated
+    batch_index: Tensor | None = None  # [M] long, CPU batched layout
+    batch_width: int = 0  # K
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.t_starts.shape[0])
+
+
+def ray_aabb_intersect(origins: Tensor, dirs: Tensor, aabb: Tensor, near: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
+    """Slab test; returns ``t_near [R]``, ``t_far [R]`` (clipped at ``near``) and ``hit [R]``."""
+    lo, hi = aabb[:3], aabb[3:]
+    safe = torch.where(dirs.abs() < 1e-12, torch.full_like(dirs, 1e-12), dirs)
+    inv = 1.0 / safe
+    t0 = (lo - origins) * inv  # [R, 3]
+    t1 = (hi - origins) * inv
+    t_near = torch.minimum(t0, t1).amax(-1).clamp_min(near)
+    t_far = torch.maximum(t0, t1).amin(-1)
+    return t_near, t_far, t_far > t_near
+
+
+def occupied(binaries: Tensor, aabb: Tensor, points: Tensor) -> Tensor:
+    """Whether each point ``[..., 3]`` lies in an occupied cell of ``binaries [X, Y, Z]``
+    (the estimator's level-0 grid; cell (i, j, k) covers aabb_min + (i, j, k) · size / res)."""
+    res = torch.tensor(binaries.shape, device=points.device)
+    lo, hi = aabb[:3], aabb[3:]
+    cell = ((points - lo) / (hi - lo) * res).floor().long()
+    cell = torch.minimum(cell.clamp_min(0), res - 1)
+    return binaries[cell[..., 0], cell[..., 1], cell[..., 2]]
+
+
+def march_cpu(
+    estimator: OccGridEstimator,
+    origins: Tensor,  # [R, 3]
+    dirs: Tensor,  # [R, 3] unit
+    step: float,
+    near: float = 0.0,
+    use_occupancy: bool = True,
+    stratified: bool = False,
+    generator: torch.Generator | None = None,
+) -> RaySamples:
+    """Fixed-step march through the scene box, keeping only samples in occupied cells."""
+    aabb = estimator.aabbs[0].to(origins.dtype)
+    n_rays = origins.shape[0]
+    t_near, t_far, hit = ray_aabb_intersect(origins, dirs, aabb, near)
+    length = torch.where(hit, t_far - t_near, torch.zeros_like(t_near))
+    steps = int(torch.ceil(length.max() / step).item()) if n_rays else 0
+    steps = max(steps, 1)
+    if stratified:
+        jitter = torch.rand(n_rays, 1, generator=generator, dtype=origins.dtype).to(origins.device)
+    else:
+        jitter = torch.full((n_rays, 1), 0.5, dtype=origins.dtype, device=origins.device)
+    k = torch.arange(steps, dtype=origins.dtype, device=origins.device)
+    t_mid = t_near[:, None] + (k[None, :] + jitter) * step  # [R, S]
+    valid = hit[:, None] & (t_mid < t_far[:, None])  # [R, S]
+    num_dense = int(valid.sum().item())
+    points = origins[:, None, :] + t_mid[..., None] * dirs[:, None, :]  # [R, S, 3]
+    keep = valid & occupied(estimator.binaries[0], aabb, points) if use_occupancy else valid
+    # Pack the kept samples of each ray to the left (stable: order along the ray is preserved).
+    counts = keep.sum(1)  # [R]
+    width = max(int(counts.max().item()) if n_rays else 0, 1)
+    order = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :width]  # [R, K]
+    slot_used = torch.arange(width, device=origins.device)[None, :] < counts[:, None]  # [R, K]
+    ray_idx, slot = slot_used.nonzero(as_tuple=True)  # [M]
+    col = order[ray_idx, slot]
+    t = t_mid[ray_idx, col]
+    return RaySamples(
+        ray_indices=ray_idx,
+        t_starts=t - 0.5 * step,
+        t_ends=t + 0.5 * step,
+        positions=points[ray_idx, col],
+        n_rays=n_rays,
+        num_dense=num_dense,
+        batch_index=ray_idx * width + slot,
+        batch_width=width,
+    )
+
+
+def march_cuda(
+    estimator: OccGridEstimator,
+    origins: Tensor,
+    dirs: Tensor,
+    step: float,
+    near: float = 0.0,
+    use_occupancy: bool = True,
+    stratified: bool = False,
+    sigma_fn=None,
+    early_stop_eps: float = 0.0,
+) -> RaySamples:
+    """nerfacc's occupancy-grid traversal (CUDA kernels); packed samples."""
+    aabb = estimator.aabbs[0].to(origins.dtype)
+    t_near, t_far, hit = ray_aabb_intersect(origins, dirs, aabb, near)
+    t_far = torch.where(hit, t_far, t_near)
+    binaries = estimator.binaries
+    if not use_occupancy:  # sample every cell: temporarily a full grid
+        estimator.binaries = torch.ones_like(binaries)
+    ray_indices, t_starts, t_ends = estimator.sampling(
+        origins, dirs, sigma_fn=sigma_fn, t_min=t_near, t_max=t_far, render_step_size=step,
+        early_stop_eps=early_stop_eps, alpha_thre=0.0, stratified=stratified,
+    )
+    estimator.binaries = binaries
+    ray_indices = ray_indices.long()
+    t_mid = 0.5 * (t_starts + t_ends)
+    positions = origins[ray_indices] + t_mid[:, None] * dirs[ray_indices]
+    num_dense = int(torch.ceil(((t_far - t_near) / step).clamp_min(0)).sum().item())
+    return RaySamples(ray_indices, t_starts, t_ends, positions, origins.shape[0], num_dense)

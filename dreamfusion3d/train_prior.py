@@ -1,0 +1,321 @@
+"""``dreamfusion3d train-prior``: train the bundled text-conditioned pixel diffusion model on
+captioned renders of the procedural world.
+
+The dataset (renders + captions with view words) is made once and cached in the run folder. The
+loop is plain DDPM ε-prediction with caption dropout for classifier-free guidance, an EMA copy of
+the weights, and checkpoints (safetensors + JSON, no pickle) that resume exactly: model, EMA,
+optimizer moments and the data/noise RNG all come back.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from .cameras import CameraSamplerConfig, sample_cameras, view_labels
+from .models.text_encoder import BUNDLED_ENCODER, SentenceEncoder
+from .models.text_prior import TextPriorArchitecture, TextPriorModel
+from .utils.checkpoint import load_checkpoint, save_checkpoint
+from .utils.config import save_config
+from .utils.errors import UserError
+from .utils.io import atomic_path
+from .utils.logging import info, progress
+
+PREVIEW_CAPTIONS = (
+    "a red cube",
+    "a blue sphere",
+    "a green cylinder",
+    "a yellow cone",
+    "a purple torus",
+    "an orange cube, side view",
+    "a white sphere",
+    "a red cone, overhead view",
+)
+
+
+@dataclass
+class PriorDataConfig:
+    """How the captioned training renders are made."""
+
+    num_scenes: int = 1200
+    """Random world scenes (each rendered from ``views_per_scene`` cameras)."""
+    views_per_scene: int = 8
+    """Random cameras per scene."""
+    composition_fraction: float = 0.15
+    """Share of scenes that are two-part compositions or objects with a front."""
+    no_view_word_fraction: float = 0.3
+    """Share of captions without a view word, so plain prompts are in-distribution too."""
+    supersample: int = 2
+    """Render at this multiple of the resolution and average down (anti-aliasing)."""
+    cameras: CameraSamplerConfig = field(default_factory=CameraSamplerConfig)
+    """Camera distribution: the same one text-to-3D samples from."""
+
+
+@dataclass
+class TrainPriorConfig:
+    """Train the bundled text prior (pixel-space DDPM conditioned on MiniLM sentence embeddings)."""
+
+    out: Path = Path("outputs/text_prior")
+    """Run folder: dataset cache, checkpoints, sample grids, training log, exported model."""
+    resume: bool = False
+    """Continue from ``out/checkpoints/latest`` (same config)."""
+    steps: int = 4000
+    """Total optimisation steps."""
+    batch_size: int = 32
+    """Images per step."""
+    lr: float = 3e-4
+    """Peak AdamW learning rate (linear warm-up, cosine decay to 10%)."""
+    warmup_steps: int = 200
+    """Learning-rate warm-up steps."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    ema_decay: float = 0.999
+    """EMA decay (with the usual (1+n)/(10+n) warm-up, so early EMA weights are usable)."""
+    caption_dropout: float = 0.1
+    """Probability of replacing a caption by the empty one (classifier-free guidance)."""
+    checkpoint_minutes: float = 5.0
+    """Write ``checkpoints/latest`` this often (and on Ctrl-C and at the end)."""
+    sample_every: int = 500
+    """Write a sample grid every N steps (0: never)."""
+    sample_steps: int = 25
+    """DDIM steps for the preview grids."""
+    seed: int = 0
+    """Seed for the dataset, initialisation, batches and noise."""
+    device: str = "cpu"
+    """Torch device."""
+    num_threads: int = 0
+    """torch CPU threads (0: torch's default)."""
+    text_encoder: str = BUNDLED_ENCODER
+    """Sentence encoder: the bundled MiniLM, a hub id or a local folder."""
+    export_to: Path | None = None
+    """Also save the final EMA model as a ``from_pretrained`` folder here (e.g. the package assets)."""
+    export_fp16: bool = True
+    """Store exported weights in float16 (halves the size)."""
+    arch: TextPriorArchitecture = field(default_factory=TextPriorArchitecture)
+    """UNet size."""
+    data: PriorDataConfig = field(default_factory=PriorDataConfig)
+    """Training data."""
+
+
+# ---------------------------------------------------------------- data
+
+
+def build_prior_dataset(cfg: PriorDataConfig, resolution: int, seed: int) -> tuple[Tensor, list[str], list[dict]]:
+    """Render captioned views of random world scenes: images uint8 ``[N,3,H,W]``, captions, metadata."""
+    from .world import caption, random_scene, render_scene
+
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    images, captions, meta = [], [], []
+    for i in progress(range(cfg.num_scenes), desc="rendering training views", unit="scene"):
+        scene = random_scene(rng, compositions=bool(rng.random() < cfg.composition_fraction))
+        cams, az, el = sample_cameras(cfg.cameras, cfg.views_per_scene, resolution * cfg.supersample, generator=gen)
+        out = render_scene(scene, cams)
+        rgb = out["rgb"].permute(0, 3, 1, 2)  # [V,3,H*s,W*s]
+        if cfg.supersample > 1:
+            rgb = F.avg_pool2d(rgb, cfg.supersample)
+        images.append((rgb.clamp(0, 1) * 255).round().to(torch.uint8))
+        for label in view_labels(az, el):
+            view = None if rng.random() < cfg.no_view_word_fraction else label
+            captions.append(caption(scene, view=view, rng=rng))
+            meta.append({"scene": i, **scene.metadata(), "view": label})
+    return torch.cat(images), captions, meta
+
+
+def load_or_build_dataset(cfg: TrainPriorConfig) -> tuple[Tensor, list[str]]:
+    cache = cfg.out / "dataset.safetensors"
+    caps = cfg.out / "dataset_captions.json"
+    if cache.is_file() and caps.is_file():
+        info(f"using cached training renders {cache}")
+        return load_file(str(cache))["images"], json.loads(caps.read_text())["captions"]
+    info(f"rendering {cfg.data.num_scenes * cfg.data.views_per_scene} training views at {cfg.arch.resolution} px")
+    images, captions, meta = build_prior_dataset(cfg.data, cfg.arch.resolution, cfg.seed)
+    with atomic_path(cache) as tmp:
+        save_file({"images": images.contiguous()}, str(tmp))
+    with atomic_path(caps) as tmp:
+        tmp.write_text(json.dumps({"captions": captions, "meta": meta}))
+    return images, captions
+
+
+# ---------------------------------------------------------------- sampling
+
+
+@torch.no_grad()
+def sample_images(
+    model: TextPriorModel,
+    encoder: SentenceEncoder,
+    prompts: list[str],
+    steps: int = 50,
+    guidance_scale: float = 5.0,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """DDIM samples ``[B,3,H,W]`` in [0, 1] with classifier-free guidance."""
+    from diffusers import DDIMScheduler
+
+    sched = DDIMScheduler.from_config(model.scheduler.config)
+    sched.set_timesteps(steps)
+    n, r = len(prompts), model.resolution
+    cond = encoder.encode(prompts).to(device)
+    uncond = encoder.encode([""]).to(device).expand(n, -1)
+    x = torch.randn(n, 3, r, r, generator=generator).to(device)
+    for t in sched.timesteps:
+        tt = torch.full((2 * n,), int(t), device=device, dtype=torch.long)
+        eps = model(torch.cat([x, x]), tt, torch.cat([cond, uncond]))
+        eps_c, eps_u = eps.chunk(2)
+        eps = eps_u + guidance_scale * (eps_c - eps_u)
+        x = sched.step(eps, t, x).prev_sample
+    return ((x.clamp(-1, 1) + 1) / 2).cpu()
+
+
+def save_grid(images: Tensor, path: Path, ncol: int = 8, scale: int = 2) -> None:
+    """Write ``[B,3,H,W]`` images in [0,1] as one PNG grid."""
+    import imageio.v3 as iio
+
+    b, c, h, w = images.shape
+    ncol = min(ncol, b)
+    nrow = math.ceil(b / ncol)
+    grid = torch.ones(c, nrow * h, ncol * w)
+    for i, img in enumerate(images):
+        r, col = divmod(i, ncol)
+        grid[:, r * h : (r + 1) * h, col * w : (col + 1) * w] = img
+    grid = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    arr = (grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, arr)
+
+
+# ---------------------------------------------------------------- training
+
+
+def _lr_at(cfg: TrainPriorConfig, step: int) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress_frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_frac))))
+
+
+@torch.no_grad()
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm, 1.0 - decay)
+
+
+def training_step(
+    model: TextPriorModel,
+    x0: Tensor,
+    emb: Tensor,
+    uncond: Tensor,
+    cfg: TrainPriorConfig,
+    gen: torch.Generator,
+) -> Tensor:
+    """DDPM ε-prediction loss on one batch (x0 in [-1, 1]); captions dropped with ``caption_dropout``."""
+    b = x0.shape[0]
+    drop = torch.rand(b, generator=gen) < cfg.caption_dropout
+    emb = torch.where(drop[:, None].to(emb.device), uncond.expand_as(emb), emb)
+    t = torch.randint(0, model.scheduler.config.num_train_timesteps, (b,), generator=gen).to(x0.device)
+    noise = torch.randn(x0.shape, generator=gen).to(x0.device)
+    x_t = model.scheduler.add_noise(x0, noise, t)
+    return F.mse_loss(model(x_t, t, emb), noise)
+
+
+def run(cfg: TrainPriorConfig) -> None:
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    latest = cfg.out / "checkpoints" / "latest"
+    if cfg.resume and not latest.exists():
+        raise UserError(f"--resume given but {latest} does not exist")
+    if not cfg.resume and latest.exists():
+        raise UserError(f"{cfg.out} already has a checkpoint; pass --resume to continue it or choose another --out")
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, cfg.out / "config.yaml", command="train-prior")
+    device = torch.device(cfg.device)
+
+    torch.manual_seed(cfg.seed)
+    images, captions = load_or_build_dataset(cfg)
+    info(f"{len(captions)} training images, {len(set(captions))} distinct captions")
+    encoder = SentenceEncoder.from_pretrained(cfg.text_encoder, device=device)
+    unique = sorted(set(captions))
+    index = {c: i for i, c in enumerate(unique)}
+    table = torch.cat([encoder.encode(unique[i : i + 256]) for i in range(0, len(unique), 256)]).to(device)
+    caption_ids = torch.tensor([index[c] for c in captions])
+    uncond = encoder.encode([""]).to(device)
+
+    model = TextPriorModel.from_architecture(cfg.arch, text_encoder_id=cfg.text_encoder).to(device)
+    ema = copy.deepcopy(model).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    step = 0
+    if cfg.resume:
+        state = load_checkpoint(latest, {"model": model, "ema": ema}, optimizer, {"data": gen})
+        step = int(state["step"])
+        info(f"resumed from {latest} at step {step}")
+    info(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
+
+    def checkpoint() -> None:
+        save_checkpoint(latest, {"model": model, "ema": ema}, optimizer, {"data": gen}, {"step": step})
+
+    interrupted = False
+
+    def on_sigint(signum, frame):  # finish the current step, then checkpoint and leave
+        nonlocal interrupted
+        interrupted = True
+
+    previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    log_path = cfg.out / "log.jsonl"
+    last_ckpt = time.time()
+    bar = progress(total=cfg.steps, initial=step, desc="train-prior", unit="step")
+    model.train()
+    try:
+        while step < cfg.steps and not interrupted:
+            t0 = time.time()
+            idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen)
+            x0 = images[idx].to(device).float() / 127.5 - 1.0
+            emb = table[caption_ids[idx].to(device)]
+            for g in optimizer.param_groups:
+                g["lr"] = _lr_at(cfg, step)
+            loss = training_step(model, x0, emb, uncond, cfg, gen)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            _ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
+            ips = cfg.batch_size / max(time.time() - t0, 1e-6)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{ips:.0f}")
+            with open(log_path, "a") as f:
+                f.write(json.dumps({"step": step, "loss": loss.item(), "img_per_s": ips, "time": time.time()}) + "\n")
+            if cfg.sample_every and step % cfg.sample_every == 0:
+                g = torch.Generator().manual_seed(1234)
+                imgs = sample_images(ema, encoder, list(PREVIEW_CAPTIONS), cfg.sample_steps, 5.0, g, device)
+                save_grid(imgs, cfg.out / "samples" / f"step_{step:06d}.png")
+            if time.time() - last_ckpt > 60 * cfg.checkpoint_minutes:
+                checkpoint()
+                last_ckpt = time.time()
+    finally:
+        bar.close()
+        signal.signal(signal.SIGINT, previous_handler)
+    checkpoint()
+    info(f"checkpoint at step {step}: {latest}")
+    if interrupted:
+        info("interrupted: resume with --resume")
+        return
+    ema.save_pretrained(cfg.out / "prior", fp16=False, extra={"steps": step})
+    info(f"EMA model saved to {cfg.out / 'prior'}")
+    if cfg.export_to is not None:
+        ema.save_pretrained(cfg.export_to, fp16=cfg.export_fp16, extra={"steps": step, "training_config": "configs/train_prior.yaml"})
+        info(f"exported to {cfg.export_to}")

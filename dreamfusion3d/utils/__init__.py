@@ -1,0 +1,1 @@
+"""Small shared helpers: errors, atomic files, config files, logging and progress."""

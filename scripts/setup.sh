@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set up dreamfusion3d on a fresh machine: the CPU build of torch first (only when no torch is
+# installed, so a GPU build you already have is kept), then the package itself.
+#   bash scripts/setup.sh         # runtime
+#   bash scripts/setup.sh --dev   # runtime + test tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+  echo "[setup] no torch found: installing the CPU build torch==2.13.0"
+  "$PY" -m pip install --quiet "torch==2.13.0"
+fi
+extra=""
+[ "${1:-}" = "--dev" ] && extra="[dev]"
+"$PY" -m pip install --quiet -e ".${extra}"
+if [ -n "$extra" ]; then
+  # Test tools beyond Python: the Khronos glTF validator (skipped when node/npm are absent).
+  bash scripts/install_gltf_validator.sh || echo "[setup] glTF validator not installed; its tests will be skipped"
+fi
+echo "[setup] dreamfusion3d installed ($("$PY" -c 'import dreamfusion3d; print(dreamfusion3d.__version__)'))"

@@ -1,0 +1,29 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED_MESHES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "meshes"
+
+# Tests are many small ops: one thread avoids oversubscription when other jobs share the CPU.
+torch.set_num_threads(int(os.environ.get("DREAMFUSION3D_TEST_THREADS", "1")))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def shared_meshes() -> Path:
+    """The real test meshes in ../shared/data/meshes (skipped with a message when absent)."""
+    if not SHARED_MESHES.is_dir():
+        pytest.skip(f"real meshes not found at {SHARED_MESHES} (the ../shared folder beside the repo)")
+    return SHARED_MESHES
+
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

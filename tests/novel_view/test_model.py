@@ -1,0 +1,147 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dreamfusion3d.novel_view.model import CameraPrior, NovelViewArchitecture, NovelViewModel, drop_condition
+from dreamfusion3d.novel_view.sampling import generation_order, sample_views
+from dreamfusion3d.novel_view.train import diffusion_loss
+from dreamfusion3d.utils.errors import UserError
+
+TINY = NovelViewArchitecture(resolution=16, block_out_channels=(16, 32), norm_num_groups=8)
+
+
+def _fixed_batch(b: int = 8, res: int = 16):
+    """Pairs of views of 'objects' whose target is a pose-dependent transform of the source."""
+    g = torch.Generator().manual_seed(0)
+    src = torch.rand(b, 3, res, res, generator=g) * 2 - 1
+    tgt = torch.flip(src, dims=[-1]) * 0.5
+    s_sph = torch.tensor([[0.0, 20.0, 3.0]]).repeat(b, 1)
+    t_sph = torch.tensor([[180.0, 20.0, 3.0]]).repeat(b, 1)
+    return src, tgt, s_sph, t_sph
+
+
+def test_input_channels_and_forward_shape():
+    model = NovelViewModel.from_architecture(TINY)
+    assert model.unet.config.in_channels == 6
+    src, tgt, s, t = _fixed_batch(2)
+    cond, pose = model.condition(src, s, t)
+    eps = model(tgt, torch.tensor([10, 500]), cond, pose)
+    assert eps.shape == tgt.shape
+    rays = NovelViewModel.from_architecture(NovelViewArchitecture(resolution=16, block_out_channels=(16, 32),
+                                                                  ray_conditioning=True))
+    assert rays.unet.config.in_channels == 18
+    cond, pose = rays.condition(src, s, t)
+    assert cond.shape == (2, 15, 16, 16) and rays(tgt, torch.tensor([1, 2]), cond, pose).shape == tgt.shape
+
+
+def test_pose_changes_the_prediction():
+    model = NovelViewModel.from_architecture(TINY)
+    src, tgt, s, t = _fixed_batch(2)
+    cond, pose = model.condition(src, s, t)
+    with torch.no_grad():
+        a = model(tgt, torch.tensor([100, 100]), cond, pose)
+        _, pose2 = model.condition(src, s, t + torch.tensor([90.0, 0.0, 0.0]))
+        b = model(tgt, torch.tensor([100, 100]), cond, pose2)
+    assert (a - b).abs().max() > 1e-4
+
+
+def test_drop_condition_zeroes_source_and_pose_only_where_asked():
+    cond = torch.ones(3, 6, 4, 4)
+    pose = torch.ones(3, 9)
+    c, p = drop_condition(cond, pose, torch.tensor([True, False, True]))
+    assert c[0, :3].abs().sum() == 0 and c[2, :3].abs().sum() == 0 and torch.all(c[1] == 1)
+    assert torch.all(c[:, 3:] == 1)  # ray maps (if any) are kept
+    assert p[0].abs().sum() == 0 and torch.all(p[1] == 1)
+
+
+def test_short_training_reduces_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = NovelViewModel.from_architecture(TINY)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    src, tgt, s, t = _fixed_batch()
+
+    def loss_now() -> float:  # same noise and timesteps every time
+        with torch.no_grad():
+            return float(diffusion_loss(model, model, src, tgt, s, t, torch.Generator().manual_seed(1), 0.0))
+
+    before = loss_now()
+    for i in range(40):
+        loss = diffusion_loss(model, model, src, tgt, s, t, torch.Generator().manual_seed(100 + i), 0.1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = loss_now()
+    assert after < 0.6 * before, (before, after)
+
+
+def test_save_and_load_roundtrip(tmp_path):
+    model = NovelViewModel.from_architecture(TINY, CameraPrior(elevation=17.0, object_fraction=0.4))
+    model.save_pretrained(tmp_path / "m", info={"steps": 3})
+    assert (tmp_path / "m" / "unet" / "config.json").is_file()
+    assert list((tmp_path / "m" / "unet").glob("*.safetensors"))
+    assert (tmp_path / "m" / "scheduler" / "scheduler_config.json").is_file()
+    meta = json.loads((tmp_path / "m" / "novel_view.json").read_text())
+    assert meta["architecture"]["resolution"] == 16 and meta["info"]["steps"] == 3
+    loaded = NovelViewModel.from_pretrained(tmp_path / "m")
+    assert loaded.camera.elevation == 17.0 and loaded.resolution == 16
+    for (n, a), (_, b) in zip(model.unet.state_dict().items(), loaded.unet.state_dict().items()):
+        assert torch.equal(a, b), n
+    half = tmp_path / "h"
+    model.save_pretrained(half, fp16=True)
+    assert next(NovelViewModel.from_pretrained(half).unet.parameters()).dtype == torch.float32
+    assert next(NovelViewModel.from_pretrained(half, dtype=torch.float16).unet.parameters()).dtype == torch.float16
+
+
+def test_loading_a_non_model_folder_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="not a novel-view model folder"):
+        NovelViewModel.from_pretrained(tmp_path)
+
+
+def test_sampling_is_deterministic_per_seed():
+    model = NovelViewModel.from_architecture(TINY).eval()
+    src = torch.rand(2, 3, 16, 16)
+    s_sph = torch.tensor([[0.0, 20.0, 3.0], [0.0, 10.0, 3.0]])
+    t_sph = torch.tensor([[[90.0, 20.0, 3.0], [180.0, 20.0, 3.0], [270.0, 30.0, 3.0]]]).repeat(2, 1, 1)
+
+    def run(seed, stochastic=True):
+        return sample_views(model, src, s_sph, t_sph, steps=4, guidance_scale=2.0, stochastic=stochastic,
+                            generator=torch.Generator().manual_seed(seed))
+
+    a, b, c = run(0), run(0), run(1)
+    assert a.shape == (2, 3, 3, 16, 16)
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 1e-3
+    assert 0.0 <= float(a.min()) and float(a.max()) <= 1.0
+    # the first generated view has only the input to condition on: both modes agree on it
+    single = run(0, stochastic=False)
+    assert torch.allclose(single[:, 0], run(0, stochastic=False)[:, 0])
+
+
+def test_stochastic_conditioning_uses_generated_views(monkeypatch):
+    """With stochastic conditioning, later views are conditioned on earlier generated views too."""
+    model = NovelViewModel.from_architecture(TINY).eval()
+    seen = []
+    original = model.condition
+
+    def spy(source, src_sph, tgt_sph):
+        seen.append(src_sph[:, 0].clone())
+        return original(source, src_sph, tgt_sph)
+
+    monkeypatch.setattr(model, "condition", spy)
+    t_sph = torch.tensor([[[90.0, 20.0, 3.0], [180.0, 20.0, 3.0], [270.0, 20.0, 3.0]]])
+    sample_views(model, torch.rand(1, 3, 16, 16), torch.tensor([[0.0, 20.0, 3.0]]), t_sph, steps=20,
+                 generator=torch.Generator().manual_seed(0))
+    azimuths = {round(float(a)) for s in seen for a in s}
+    assert {0, 90, 180} <= azimuths  # input and the first two generated views all served as condition
+    seen.clear()
+    sample_views(model, torch.rand(1, 3, 16, 16), torch.tensor([[0.0, 20.0, 3.0]]), t_sph, steps=20,
+                 stochastic=False, generator=torch.Generator().manual_seed(0))
+    assert {round(float(a)) for s in seen for a in s} == {0}
+
+
+def test_generation_order_nearest_first():
+    src = torch.tensor([0.0, 20.0, 3.0])
+    tgt = torch.tensor([[180.0, 20.0, 3.0], [45.0, 20.0, 3.0], [270.0, 20.0, 3.0], [0.0, 20.0, 3.0]])
+    assert generation_order(src, tgt) == [3, 1, 2, 0]
