@@ -84,6 +84,9 @@ class TrainPriorConfig:
     """EMA decay (with the usual (1+n)/(10+n) warm-up, so early EMA weights are usable)."""
     caption_dropout: float = 0.1
     """Probability of replacing a caption by the empty one (classifier-free guidance)."""
+    session_steps: int = 0
+    """Stop after this many steps in this invocation, with a checkpoint (0: no limit); continue
+    later with --resume. Trains in chunks on machines that cannot run for hours."""
     checkpoint_minutes: float = 5.0
     """Write ``checkpoints/latest`` this often (and on Ctrl-C and at the end)."""
     sample_every: int = 500
@@ -280,7 +283,8 @@ def run(cfg: TrainPriorConfig) -> None:
     bar = progress(total=cfg.steps, initial=step, desc="train-prior", unit="step")
     model.train()
     try:
-        while step < cfg.steps and not interrupted:
+        session_end = step + cfg.session_steps if cfg.session_steps > 0 else cfg.steps
+        while step < min(cfg.steps, session_end) and not interrupted:
             t0 = time.time()
             idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen)
             x0 = images[idx].to(device).float() / 127.5 - 1.0
@@ -311,8 +315,8 @@ def run(cfg: TrainPriorConfig) -> None:
         signal.signal(signal.SIGINT, previous_handler)
     checkpoint()
     info(f"checkpoint at step {step}: {latest}")
-    if interrupted:
-        info("interrupted: resume with --resume")
+    if interrupted or step < cfg.steps:
+        info(f"stopped at step {step} of {cfg.steps}: continue with --resume")
         return
     ema.save_pretrained(cfg.out / "prior", fp16=False, extra={"steps": step})
     info(f"EMA model saved to {cfg.out / 'prior'}")

@@ -7,6 +7,8 @@ backward) and in compositing (nerfacc weights + accumulation + background, forwa
 Each timing is the median of --repeats runs after one warm-up run.
 
     python scripts/bench_render.py [--kind hashgrid|dense] [--shading albedo|lambertian] [--batch 1]
+
+On a shared machine, compare OMP_NUM_THREADS=1 and 2: oversubscribed OpenMP threads are slow.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def timed(fn, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", default="hashgrid", choices=["hashgrid", "dense"])
+    parser.add_argument("--kind", default=None, choices=["hashgrid", "dense"], help="default: FieldConfig's")
     parser.add_argument("--shading", default="albedo", choices=["albedo", "lambertian", "textureless"])
     parser.add_argument("--normals", default=None, choices=[None, "analytic", "finite_difference", "predicted"])
     parser.add_argument("--resolutions", type=int, nargs="+", default=[32, 64, 128])
@@ -43,7 +45,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    field_cfg = FieldConfig(kind=args.kind)
+    field_cfg = FieldConfig() if args.kind is None else FieldConfig(kind=args.kind)
     if args.normals:
         field_cfg.normals = args.normals
     rcfg = RendererConfig()
@@ -54,7 +56,7 @@ def main() -> None:
     start = time.perf_counter()
     renderer.update_occupancy(0)
     update_s = time.perf_counter() - start
-    print(f"threads={torch.get_num_threads()} field={args.kind} shading={args.shading} normals={field_cfg.normals} "
+    print(f"threads={torch.get_num_threads()} field={field_cfg.kind} shading={args.shading} normals={field_cfg.normals} "
           f"num_steps={rcfg.num_steps} occupancy={rcfg.occupancy_resolution}^3 "
           f"(occupied {renderer.occupied_fraction():.1%}, one full update {update_s * 1000:.0f} ms) batch={args.batch}")
     print(f"{'px':>4} {'step ms':>8} {'rays/s':>9} {'samples/s':>10} {'samples':>8} {'dense':>8}  "

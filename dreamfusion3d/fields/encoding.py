@@ -8,9 +8,9 @@
   interpolated trilinearly and the levels concatenated.
 * ``DenseGridEncoding`` — one dense 3D feature grid read with ``torch.nn.functional.grid_sample``.
 
-Both take points in the scene box ``[-1, 1]^3``. The hash grid is laid out level-major (one
-``index_select`` over ``[L, N, 8]`` indices) because that keeps each level's table hot in cache,
-which is what makes it usable on a CPU.
+Both take points in the scene box ``[-1, 1]^3``. CPU cost matters most here: densely indexed
+hash levels are read with ``grid_sample`` (a view of the same table rows), hashed levels with one
+``index_select`` over level-major ``[L, N, 8]`` int32 indices built per axis by broadcasting.
 """
 
 from __future__ import annotations

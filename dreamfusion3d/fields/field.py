@@ -56,7 +56,7 @@ class FieldConfig:
     """Peak of the blob (added to the raw density at the origin)."""
     blob_radius: float = 0.5
     """Scale of the blob (the Gaussian's std, or the linear form's zero crossing)."""
-    normals: Literal["analytic", "finite_difference", "predicted"] = "finite_difference"
+    normals: Literal["analytic", "finite_difference", "predicted"] = "analytic"
     """How normals are made: autograd of σ, finite differences of σ, or an extra MLP output."""
     finite_difference_eps: float = 1e-2
     """Step of the tetrahedral finite differences (scene units)."""

@@ -39,11 +39,11 @@ class Ramp:
 class ShadingConfig:
     """Which shading each step renders with (DreamFusion: albedo first, then a random mix)."""
 
-    albedo_only_steps: int = 200
+    albedo_only_steps: int = 100
     """Steps at the start that use albedo shading only (colour before geometry)."""
-    albedo_prob: float = 0.3
+    albedo_prob: float = 0.2
     """After that, probability of albedo shading ..."""
-    lambertian_prob: float = 0.5
+    lambertian_prob: float = 0.7
     """... of lambertian shading (textureless takes the rest)."""
     ambient: float = 0.3
     """Ambient light share in lambertian / textureless shading."""
@@ -59,8 +59,9 @@ class LossConfig:
 
     orientation: Ramp = dc_field(default_factory=lambda: Ramp(0.01))
     """DreamFusion's orientation loss: penalises visible normals facing away from the camera."""
-    opacity: Ramp = dc_field(default_factory=lambda: Ramp(0.01))
-    """Sparsity: mean rendered opacity (fights the haze that imitates the background)."""
+    opacity: Ramp = dc_field(default_factory=lambda: Ramp(5.0))
+    """Sparsity: mean rendered opacity (fights the haze that imitates the background). The SDS
+    gradient is per pixel while this is a mean, hence the large-looking weight."""
     entropy: Ramp = dc_field(default_factory=lambda: Ramp(0.0))
     """Binary entropy of the opacity (pushes pixels to fully empty or fully solid)."""
 
@@ -69,9 +70,9 @@ class LossConfig:
 class OptimConfig:
     """Adam with per-group learning rates and a linear warm-up."""
 
-    lr: float = 0.01
+    lr: float = 0.03
     """Learning rate of the field's encoding (hash grid / voxel features)."""
-    lr_network: float = 0.001
+    lr_network: float = 0.003
     """Learning rate of the field's MLP heads."""
     lr_background: float = 0.001
     """Learning rate of the learned background."""
@@ -142,7 +143,7 @@ class GenerateConfig:
     """The NeRF field (geometry + albedo)."""
     renderer: RendererConfig = dc_field(default_factory=RendererConfig)
     """Sampling, occupancy grid, compositing."""
-    background: BackgroundConfig = dc_field(default_factory=BackgroundConfig)
+    background: BackgroundConfig = dc_field(default_factory=lambda: BackgroundConfig(kind="fixed"))
     """What is behind the object (learned by view direction, or fixed)."""
     cameras: CameraSamplerConfig = dc_field(default_factory=CameraSamplerConfig)
     """Random training cameras."""

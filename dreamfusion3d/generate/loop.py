@@ -159,7 +159,7 @@ class Generation:
         self.step += 1
         for k, dt in zip(self.timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             self.timings[k] += dt
-        return StepStats(float(sds.loss), float(loss_orient), float(loss_opacity), float(total), shading,
+        return StepStats(sds.loss.item(), loss_orient.item(), loss_opacity.item(), total.item(), shading,
                          int(out.get("num_samples", 0)))
 
     # ------------------------------------------------------------------ the run

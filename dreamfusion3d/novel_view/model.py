@@ -46,6 +46,10 @@ class NovelViewArchitecture:
     """DDPM steps."""
     beta_schedule: str = "squaredcos_cap_v2"
     """DDPM beta schedule (diffusers name)."""
+    prediction_type: str = "v_prediction"
+    """What the UNet predicts: "epsilon" (the noise) or "v_prediction" (v = √ᾱ ε − √(1−ᾱ) x0, the same
+    DDPM objective reparametrised; its x0 estimates stay usable at high noise, which short CPU
+    training runs need for sampling)."""
 
 
 @dataclass
@@ -61,7 +65,7 @@ class CameraPrior:
 
 
 class NovelViewModel(nn.Module):
-    """ε-prediction UNet for p(target view | source view, camera pair); images in [-1, 1]."""
+    """Denoising UNet for p(target view | source view, camera pair); images in [-1, 1]."""
 
     def __init__(self, unet, scheduler, arch: NovelViewArchitecture, camera: CameraPrior | None = None,
                  info: dict | None = None):
@@ -98,8 +102,10 @@ class NovelViewModel(nn.Module):
             cross_attention_dim=8,
             attention_head_dim=8,
         )
+        if arch.prediction_type not in ("epsilon", "v_prediction"):
+            raise UserError(f"prediction_type must be 'epsilon' or 'v_prediction', got {arch.prediction_type!r}")
         scheduler = DDPMScheduler(num_train_timesteps=arch.num_train_timesteps, beta_schedule=arch.beta_schedule,
-                                  clip_sample=True)
+                                  clip_sample=True, prediction_type=arch.prediction_type)
         return cls(unet, scheduler, arch, camera)
 
     @classmethod
@@ -154,7 +160,7 @@ class NovelViewModel(nn.Module):
         return channels, pose
 
     def forward(self, x_t: Tensor, t: Tensor, cond_channels: Tensor, pose: Tensor) -> Tensor:
-        """ε̂ for noisy targets ``x_t [B,3,H,W]`` at timesteps ``t [B]`` given :meth:`condition`'s output."""
+        """ε̂ (or v̂, see ``arch.prediction_type``) for noisy targets ``x_t [B,3,H,W]`` at timesteps ``t [B]`` given :meth:`condition`'s output."""
         dtype = next(self.unet.parameters()).dtype
         inp = torch.cat([x_t, cond_channels], dim=1).to(dtype)
         states = torch.zeros(x_t.shape[0], 1, self._cross_dim, dtype=dtype, device=x_t.device)

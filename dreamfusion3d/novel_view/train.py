@@ -1,8 +1,8 @@
 """``dreamfusion3d train-novel-view``: train the pose-conditioned novel-view model on pairs of
 views from a NeRF-synthetic-layout dataset (``dreamfusion3d make-dataset``).
 
-Plain DDPM ε-prediction on (noisy target ‖ source view, camera pair), with the source view and
-pose dropped together for classifier-free guidance, AdamW, an EMA copy, and checkpoints in
+Plain DDPM training (ε- or v-prediction, diffusers DDPMScheduler) on (noisy target ‖ source view,
+camera pair), with the source view and pose dropped together for classifier-free guidance, AdamW, an EMA copy, and checkpoints in
 safetensors + JSON (``utils.checkpoint``) that resume exactly: the data order and the noise are
 functions of (seed, step, rank), so nothing but the step counter needs to come back for them.
 Runs on one process or under ``torchrun --nproc_per_node N`` (DistributedDataParallel: gloo on
@@ -81,6 +81,8 @@ class TrainNovelViewConfig:
     """Write a preview grid (source | sample | truth) every N steps (0 = only at the end)."""
     sample_steps: int = 25
     """DDIM steps for preview grids."""
+    init_from: Path | None = None
+    """Start from the UNet weights of this model folder (save_pretrained layout) instead of random."""
     export_to: Path | None = None
     """Also export the EMA model here at the end (e.g. dreamfusion3d/assets/novel_view)."""
     export_fp16: bool = True
@@ -125,7 +127,7 @@ def draw_noise(gen: torch.Generator, global_batch: int, shape: tuple[int, ...], 
 def diffusion_loss(model: torch.nn.Module, core: NovelViewModel, source: Tensor, target: Tensor,
                    src_sph: Tensor, tgt_sph: Tensor, gen: torch.Generator, cond_dropout: float,
                    drawn: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
-    """DDPM ε-prediction MSE for one batch; ``model`` may be the DDP wrapper of ``core``.
+    """DDPM loss (ε- or v-prediction MSE) for one batch; ``model`` may be the DDP wrapper of ``core``.
     ``drawn`` = precomputed ``draw_noise`` output (else drawn from ``gen`` for this batch)."""
     b, device = target.shape[0], target.device
     if drawn is None:
@@ -134,7 +136,11 @@ def diffusion_loss(model: torch.nn.Module, core: NovelViewModel, source: Tensor,
     cond, pose = core.condition(source, src_sph, tgt_sph)
     cond, pose = drop_condition(cond, pose, drop)
     x_t = core.scheduler.add_noise(target, noise, t)
-    return F.mse_loss(model(x_t, t, cond, pose), noise)
+    if core.scheduler.config.prediction_type == "v_prediction":
+        goal = core.scheduler.get_velocity(target, noise, t)
+    else:
+        goal = noise
+    return F.mse_loss(model(x_t, t, cond, pose), goal)
 
 
 def save_grid(rows: list[Tensor], path: Path, scale: int = 2) -> None:
@@ -252,6 +258,13 @@ def _train(cfg: TrainNovelViewConfig, rank: int, world: int, device: torch.devic
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = NovelViewModel.from_architecture(cfg.arch, _camera_prior(views)).to(device)
+    if cfg.init_from is not None and not cfg.resume:
+        init = NovelViewModel.from_pretrained(cfg.init_from)
+        try:
+            model.unet.load_state_dict(init.unet.state_dict())
+        except RuntimeError as exc:
+            raise UserError(f"--init-from {cfg.init_from} does not match --arch: {str(exc).splitlines()[0]}") from exc
+        info(f"initialised from {cfg.init_from}") if main else None
     ema = copy.deepcopy(model).eval()
     ema.requires_grad_(False)
     optimizer = torch.optim.AdamW(model.unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

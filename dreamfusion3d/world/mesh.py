@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from ..cameras import Cameras
 from ..utils.errors import UserError
 from .render import _light_dirs, composite, downsample
 from .scene import FIT_RADIUS
+
+if TYPE_CHECKING:  # trimesh is imported lazily at run time
+    import trimesh
 
 MESH_SUFFIXES = (".obj", ".ply", ".glb", ".gltf", ".stl", ".off")
 FLAT_GREY = (0.7, 0.7, 0.7)
@@ -51,7 +54,7 @@ class MeshAsset:
     """A normalised mesh with its colour source. ``transform`` maps the file's coordinates to
     ours (4×4: rotation, centring and scale), so results can be mapped back."""
 
-    mesh: "trimesh.Trimesh"  # noqa: F821 - trimesh is imported lazily
+    mesh: "trimesh.Trimesh"
     name: str
     path: Path
     transform: np.ndarray  # [4, 4]

@@ -145,3 +145,32 @@ def test_generation_order_nearest_first():
     src = torch.tensor([0.0, 20.0, 3.0])
     tgt = torch.tensor([[180.0, 20.0, 3.0], [45.0, 20.0, 3.0], [270.0, 20.0, 3.0], [0.0, 20.0, 3.0]])
     assert generation_order(src, tgt) == [3, 1, 2, 0]
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_loss_target_matches_the_closed_form(prediction_type):
+    """A network that outputs the analytic target (ε, or v = √ᾱ ε − √(1−ᾱ) x0) has zero loss."""
+    from dreamfusion3d.novel_view.train import draw_noise
+
+    arch = NovelViewArchitecture(resolution=16, block_out_channels=(16, 32), prediction_type=prediction_type)
+    core = NovelViewModel.from_architecture(arch)
+    src, tgt, s, t = _fixed_batch(4)
+    drawn = draw_noise(torch.Generator().manual_seed(3), 4, (3, 16, 16), 1000, 0.0)
+    steps, noise, _ = drawn
+    ab = core.scheduler.alphas_cumprod[steps].view(-1, 1, 1, 1)
+    x_t = ab.sqrt() * tgt + (1 - ab).sqrt() * noise
+    answer = noise if prediction_type == "epsilon" else ab.sqrt() * noise - (1 - ab).sqrt() * tgt
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x, tt, cond, pose):
+            assert torch.allclose(x, x_t, atol=1e-5) and torch.equal(tt, steps)
+            return answer
+
+    loss = diffusion_loss(Oracle(), core, src, tgt, s, t, torch.Generator(), 0.0, drawn)
+    assert float(loss) < 1e-10
+
+
+def test_unknown_prediction_type_is_user_error():
+    with pytest.raises(UserError, match="prediction_type"):
+        NovelViewModel.from_architecture(NovelViewArchitecture(resolution=16, block_out_channels=(16, 32),
+                                                               prediction_type="sample"))

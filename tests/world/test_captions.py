@@ -3,9 +3,8 @@ caption parses back into the scene it describes."""
 
 import numpy as np
 import pytest
-import torch
 
-from dreamfusion3d.cameras import orbit_cameras, view_labels
+from dreamfusion3d.cameras import orbit_cameras
 from dreamfusion3d.world import ALL_SHAPES, COLORS, caption, primitive_scene, random_scene
 from dreamfusion3d.world.captions import STOP_WORDS, all_captions, vocabulary
 from dreamfusion3d.world.render_cli import parse_spec

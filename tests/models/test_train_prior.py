@@ -1,0 +1,69 @@
+"""train-prior end to end on a tiny configuration, the shipped prior, and the shipped judge."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dreamfusion3d.cli import main
+from dreamfusion3d.models import SHIPPED_PRIOR, SentenceEncoder, TextPriorModel
+from dreamfusion3d.models.classifier import SHIPPED_CLASSIFIER, ShapeColorClassifier
+
+TINY = [
+    "--batch-size", "4", "--arch.resolution", "16", "--arch.block-out-channels", "8", "16",
+    "--arch.layers-per-block", "1", "--arch.norm-num-groups", "4", "--data.num-scenes", "4",
+    "--data.views-per-scene", "2", "--data.supersample", "1", "--sample-every", "0", "--warmup-steps", "2",
+    "--quiet",
+]
+
+
+@pytest.mark.slow
+def test_resume_in_chunks_matches_an_uninterrupted_run(tmp_path):
+    straight = tmp_path / "straight"
+    assert main(["train-prior", "--out", str(straight), "--steps", "6", *TINY]) == 0
+    # a second run into the same folder without --resume is refused (nothing overwritten)
+    before = (straight / "checkpoints" / "latest" / "tensors.safetensors").read_bytes()
+    assert main(["train-prior", "--out", str(straight), "--steps", "6", *TINY]) == 2
+    assert (straight / "checkpoints" / "latest" / "tensors.safetensors").read_bytes() == before
+
+    chunked = tmp_path / "chunked"
+    assert main(["train-prior", "--out", str(chunked), "--steps", "6", "--session-steps", "3", *TINY]) == 0
+    state = json.loads((chunked / "checkpoints" / "latest" / "state.json").read_text())
+    assert state["state"]["step"] == 3 and not (chunked / "prior").exists()
+    assert main(["train-prior", "--out", str(chunked), "--steps", "6", "--resume", *TINY]) == 0
+    a = load_file(str(straight / "checkpoints" / "latest" / "tensors.safetensors"))
+    b = load_file(str(chunked / "checkpoints" / "latest" / "tensors.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:  # weights, EMA, optimizer moments and the data RNG
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    logs = [json.loads(line) for line in (chunked / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logs] == [1, 2, 3, 4, 5, 6]
+    assert (chunked / "prior" / "prior.json").is_file()
+
+
+@pytest.mark.skipif(not (SHIPPED_PRIOR / "prior.json").is_file(), reason="the shipped prior is not in this checkout")
+def test_shipped_prior_loads_offline_and_is_small():
+    model = TextPriorModel.from_pretrained()
+    assert model.resolution == 32
+    size = sum(p.stat().st_size for p in SHIPPED_PRIOR.rglob("*") if p.is_file())
+    assert size < 20 * 2**20
+    enc = SentenceEncoder.from_pretrained(model.text_encoder_id)
+    with torch.no_grad():
+        eps = model(torch.zeros(1, 3, 32, 32), torch.tensor([500]), enc.encode(["a red cube"]))
+    assert eps.shape == (1, 3, 32, 32) and torch.isfinite(eps).all()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHIPPED_CLASSIFIER / "config.json").is_file(), reason="the shipped classifier is not in this checkout")
+def test_shipped_classifier_is_a_good_judge_on_unseen_renders():
+    """≥ 95% shape and colour accuracy on freshly rendered objects it never saw (new seed)."""
+    from dreamfusion3d.cameras import CameraSamplerConfig
+    from dreamfusion3d.evaluate_prior import classifier_accuracy, render_labelled
+
+    judge = ShapeColorClassifier.from_pretrained()
+    x, ys, yc, shapes, colors = render_labelled(120, 2, 32, seed=424242, cameras=CameraSamplerConfig())
+    assert tuple(judge.config.shapes) == shapes and tuple(judge.config.colors) == colors
+    acc = classifier_accuracy(judge, x, ys, yc)
+    assert acc["shape"] >= 0.95 and acc["color"] >= 0.95, acc
