@@ -59,6 +59,11 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+_ORDER = ("generate", "export", "sample", "novel-view", "reconstruct", "make-dataset", "render", "train-prior",
+          "train-classifier", "evaluate-prior", "train-novel-view", "evaluate-novel-view")
+COMMANDS = {**{k: COMMANDS[k] for k in _ORDER if k in COMMANDS}, **COMMANDS}
+
+
 def _load(ref: str) -> Any:
     module, attr = ref.split(":")
     return getattr(importlib.import_module(module), attr)
@@ -183,7 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entrypoint() -> None:
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # e.g. `dreamfusion3d --help | head`
+        sys.exit(0)
 
 
 if __name__ == "__main__":

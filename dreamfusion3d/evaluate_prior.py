@@ -203,3 +203,23 @@ def run_evaluate_prior(cfg: EvaluatePriorConfig) -> None:
             lines.append(f"| **{split}** | **overall** | **{r['shape_acc']:.3f}** | **{r['color_acc']:.3f}** |")
     write_text_atomic(cfg.out / "results.md", "\n".join(lines) + "\n")
     info(f"results in {cfg.out / 'results.md'}")
+
+
+@torch.no_grad()
+def judge_generation(run_dir: Path, num_views: int = 8, seed: int = 0, classifier: Path | None = None,
+                     device: str = "cpu") -> dict:
+    """Render a generate run from random cameras (32 px, lambertian, white background) and let the
+    evaluation classifier name shape and colour of every view."""
+    from .rendering import load_nerf
+
+    renderer, extra = load_nerf(run_dir, device=device)
+    renderer.eval()
+    judge = ShapeColorClassifier.from_pretrained(classifier, device=device)
+    gen = torch.Generator().manual_seed(seed)
+    cams, _, _ = sample_cameras(CameraSamplerConfig(), num_views, 64, generator=gen)
+    out = renderer.render(cams.to(device), shading="lambertian", light_positions=cams.positions.to(device) * 1.5,
+                          ambient=0.3)
+    rgb = out["rgb"].permute(0, 3, 1, 2)
+    images = F.avg_pool2d(rgb, 2).clamp(0, 1)
+    shapes, colors = judge.predict(images)
+    return {"prompt": extra.get("prompt"), "shapes": shapes, "colors": colors, "images": images}

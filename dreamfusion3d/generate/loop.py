@@ -11,6 +11,7 @@ import math
 import os
 import re
 import resource
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -86,11 +87,24 @@ class Generation:
         return {"renderer": self.renderer}
 
     def save(self, name: str = "latest") -> Path:
+        """Weights (``load_nerf`` format) plus ``trainer/`` (optimiser, RNG, step), staged in a
+        sibling folder and swapped in, so a kill at any moment leaves one complete checkpoint."""
         folder = self.out / "checkpoints" / name
-        save_checkpoint(folder / "trainer", self._modules(), self.optimizer, {"run": self.generator},
+        staging = folder.with_name(f".{name}.staging")
+        if staging.exists():
+            shutil.rmtree(staging)
+        save_nerf(staging, self.renderer, {"prompt": self.prompt, "step": self.step})
+        save_checkpoint(staging / "trainer", self._modules(), self.optimizer, {"run": self.generator},
                         {"step": self.step, "prompt": self.prompt, "torch_rng": torch.get_rng_state().tolist(),
                          "history": self.history})
-        save_nerf(folder, self.renderer, {"prompt": self.prompt, "step": self.step})
+        old = folder.with_name(f"{name}.old")
+        if folder.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(folder, old)
+        os.replace(staging, folder)
+        if old.exists():
+            shutil.rmtree(old)
         return folder
 
     def load(self, folder: Path) -> None:
@@ -282,6 +296,8 @@ def run(cfg: GenerateConfig) -> None:
         info(f"prompt {prompt!r} -> {out}")
         prior = gen.prior  # load the prior once for all prompts
         latest = out / "checkpoints" / "latest"
+        if not latest.exists() and latest.with_name("latest.old").exists():  # killed mid-swap
+            latest = latest.with_name("latest.old")
         if cfg.resume is not None and (latest / "trainer").exists():
             gen.load(latest)
             info(f"resumed at step {gen.step}")

@@ -23,12 +23,12 @@ def render_views(renderer, cameras, shading: str = "albedo", chunk: int = 4) -> 
     for i in range(0, cameras.batch_size, chunk):
         cams = cameras[i : i + chunk]
         lights = cams.positions * 1.5
-        out = renderer.render(cams, shading=shading, light_positions=lights)
+        out = renderer.render(cams, shading=shading, light_positions=lights, ambient=0.3)
         frames.append((out["rgb"].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
     return np.concatenate(frames)
 
 
-def turntable_frames(renderer, cfg: "GenerateConfig", shading: str = "albedo") -> np.ndarray:
+def turntable_frames(renderer, cfg: "GenerateConfig", shading: str = "lambertian") -> np.ndarray:
     o = cfg.output
     radius = float(np.mean(cfg.cameras.radius_range))
     fov = float(np.mean(cfg.cameras.fov_range))

@@ -102,7 +102,7 @@ def test_short_run_writes_every_output(tmp_path, tiny_prior):
 
 @pytest.mark.slow
 def test_kill_9_then_resume_matches_uninterrupted(tmp_path, tiny_prior):
-    steps = 12
+    steps = 40
     ref = tmp_path / "ref"
     assert main(tiny_args(tiny_prior, ref, steps)) == 0
 
