@@ -20,13 +20,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..cameras import sample_cameras, spherical_to_cartesian
+from ..cameras import sample_cameras
 from ..guidance import PromptProcessor, load_prior
 from ..rendering import build_renderer, save_nerf
 from ..utils.checkpoint import load_checkpoint, save_checkpoint
 from ..utils.config import load_preset, save_config
 from ..utils.errors import UserError
-from ..utils.io import write_json_atomic
+from ..utils.io import replace_folder, write_json_atomic
 from ..utils.logging import info, progress, warn
 from .config import GenerateConfig
 from .outputs import export_outputs, save_preview
@@ -97,15 +97,7 @@ class Generation:
         save_checkpoint(staging / "trainer", self._modules(), self.optimizer, {"run": self.generator},
                         {"step": self.step, "prompt": self.prompt, "torch_rng": torch.get_rng_state().tolist(),
                          "history": self.history})
-        old = folder.with_name(f"{name}.old")
-        if folder.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(folder, old)
-        os.replace(staging, folder)
-        if old.exists():
-            shutil.rmtree(old)
-        return folder
+        return replace_folder(staging, folder)
 
     def load(self, folder: Path) -> None:
         state = load_checkpoint(folder / "trainer", self._modules(), self.optimizer, {"run": self.generator})

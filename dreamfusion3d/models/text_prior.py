@@ -10,7 +10,7 @@ layout is diffusers-style: ``unet/`` (config.json + safetensors), ``scheduler/``
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch

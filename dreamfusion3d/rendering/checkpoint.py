@@ -14,6 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ..utils.io import replace_folder
 from ..fields import FieldConfig, build_field
 from ..utils.config import from_dict, to_dict
 from ..utils.errors import UserError
@@ -43,14 +44,7 @@ def save_nerf(folder: str | os.PathLike, renderer: NeRFRenderer, extra: dict[str
     try:
         save_file(tensors, str(tmp / "model.safetensors"))
         (tmp / "nerf.json").write_text(json.dumps(meta, indent=1))
-        old = folder.with_name(folder.name + ".old")
-        if folder.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old.exists():
-            shutil.rmtree(old)
+        replace_folder(tmp, folder)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

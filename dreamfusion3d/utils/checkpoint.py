@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import UserError
+from .io import replace_folder
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -70,14 +71,7 @@ def save_checkpoint(
     try:
         save_file(tensors, str(tmp / "tensors.safetensors"))
         (tmp / "state.json").write_text(json.dumps(meta, indent=1))
-        old = folder.with_name(folder.name + ".old")
-        if folder.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old.exists():
-            shutil.rmtree(old)
+        replace_folder(tmp, folder)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,3 +46,21 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def replace_folder(staged: str | os.PathLike, folder: str | os.PathLike) -> Path:
+    """Swap a fully written ``staged`` folder into ``folder``.
+
+    The old folder is moved aside to ``<folder>.old`` first and removed last, so at every moment
+    one complete copy exists (readers fall back to ``.old`` if they find ``folder`` missing).
+    """
+    staged, folder = Path(staged), Path(folder)
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(folder, old)
+    os.replace(staged, folder)
+    if old.exists():
+        shutil.rmtree(old)
+    return folder
