@@ -51,7 +51,7 @@ class EvaluateNovelViewConfig:
     """Generated views per object (besides the input)."""
     steps: int = 50
     """DDIM steps (the novel-view default)."""
-    guidance_scale: float = 2.0
+    guidance_scale: float = 1.0
     """Classifier-free guidance scale (the novel-view default)."""
     seed: int = 0
     """Sampling seed."""

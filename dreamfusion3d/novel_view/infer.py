@@ -46,8 +46,9 @@ class NovelViewConfig:
     """Distance of the input's camera (None = the training radius)."""
     steps: int = 50
     """DDIM denoising steps per view."""
-    guidance_scale: float = 2.0
-    """Classifier-free guidance on the source view (1 = none)."""
+    guidance_scale: float = 1.0
+    """Classifier-free guidance on the source view (1 = plain conditional model; on the shipped 32 px
+    model larger values lower PSNR: 20.3 dB at 1, 13.9 at 2 on 6 val pairs)."""
     conditioning: Literal["stochastic", "single"] = "stochastic"
     """stochastic: each step conditions on a random view from {input} ∪ {views so far} (3DiM);
     single: every step conditions on the input alone."""
