@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import imageio.v3 as iio
-import numpy as np
 import pytest
 import torch
 import trimesh
@@ -72,7 +71,8 @@ def test_unwritable_out(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert main(["generate", "--prompt", "a red cube", "--out", str(blocker / "sub")]) == 2
-    assert "cannot write" in capsys.readouterr().err or "not a folder" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot write" in err or "not a folder" in err
 
 
 def test_missing_prior_folder(tmp_path, capsys):

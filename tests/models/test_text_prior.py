@@ -1,9 +1,6 @@
-import json
-from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from dreamfusion3d.models import SentenceEncoder, TextPriorArchitecture, TextPriorModel
 from dreamfusion3d.utils.checkpoint import load_checkpoint, save_checkpoint
