@@ -51,6 +51,8 @@ COMMANDS: dict[str, Command] = {
         "dreamfusion3d.evaluate_prior:run_train_classifier",
         "train the shape/colour evaluation classifier (the judge) on world renders",
     ),
+    "evaluate": Command("dreamfusion3d.evaluation.evaluate:EvaluateConfig", "dreamfusion3d.evaluation.evaluate:run", "generate or read one object per prompt; R-precision, CLIP R-precision, IoU/Chamfer vs ground truth, Janus rate"),
+    "bench": Command("dreamfusion3d.evaluation.bench:BenchConfig", "dreamfusion3d.evaluation.bench:run", "time one SDS step by stage; rays/s, samples/s, memory, matmul-peak fraction, resolution and sample scaling"),
     "evaluate-prior": Command(
         "dreamfusion3d.evaluate_prior:EvaluatePriorConfig",
         "dreamfusion3d.evaluate_prior:run_evaluate_prior",
@@ -60,7 +62,7 @@ COMMANDS: dict[str, Command] = {
 
 
 _ORDER = ("generate", "export", "sample", "novel-view", "reconstruct", "make-dataset", "render", "train-prior",
-          "train-classifier", "evaluate-prior", "train-novel-view", "evaluate-novel-view")
+          "train-classifier", "evaluate-prior", "train-novel-view", "evaluate-novel-view", "evaluate", "bench")
 COMMANDS = {**{k: COMMANDS[k] for k in _ORDER if k in COMMANDS}, **COMMANDS}
 
 

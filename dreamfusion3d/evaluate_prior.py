@@ -208,17 +208,13 @@ def run_evaluate_prior(cfg: EvaluatePriorConfig) -> None:
 def judge_generation(run_dir: Path, num_views: int = 8, seed: int = 0, classifier: Path | None = None,
                      device: str = "cpu") -> dict:
     """Render a generate run from random cameras (32 px, lambertian, white background) and let the
-    evaluation classifier name shape and colour of every view."""
+    evaluation classifier name shape and colour of every view (``dreamfusion3d evaluate`` does
+    this and more for many runs)."""
+    from .evaluation.views import judge_images, render_views
     from .rendering import load_nerf
 
     renderer, extra = load_nerf(run_dir, device=device)
-    renderer.eval()
     judge = ShapeColorClassifier.from_pretrained(classifier, device=device)
-    gen = torch.Generator().manual_seed(seed)
-    cams, _, _ = sample_cameras(CameraSamplerConfig(), num_views, 64, generator=gen)
-    out = renderer.render(cams.to(device), shading="lambertian", light_positions=cams.positions.to(device) * 1.5,
-                          ambient=0.3)
-    rgb = out["rgb"].permute(0, 3, 1, 2)
-    images = F.avg_pool2d(rgb, 2).clamp(0, 1)
+    images = judge_images(render_views(renderer, num_views, seed, 32, device=device))
     shapes, colors = judge.predict(images)
     return {"prompt": extra.get("prompt"), "shapes": shapes, "colors": colors, "images": images}

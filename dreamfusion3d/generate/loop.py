@@ -229,15 +229,20 @@ def _main_thread() -> bool:
 # ---------------------------------------------------------------------- command
 
 
+def read_prompts_file(path: Path) -> list[str]:
+    """One prompt per line; blank lines and ``#`` comments are skipped; none at all is an error."""
+    if not path.is_file():
+        raise UserError(f"prompts file {path} does not exist")
+    prompts = [ln.strip() for ln in path.read_text().splitlines()]
+    prompts = [p for p in prompts if p and not p.startswith("#")]
+    if not prompts:
+        raise UserError(f"prompts file {path} contains no prompts")
+    return prompts
+
+
 def _read_prompts(cfg: GenerateConfig) -> list[str]:
     if cfg.prompts_file is not None:
-        if not cfg.prompts_file.is_file():
-            raise UserError(f"prompts file {cfg.prompts_file} does not exist")
-        prompts = [ln.strip() for ln in cfg.prompts_file.read_text().splitlines()]
-        prompts = [p for p in prompts if p and not p.startswith("#")]
-        if not prompts:
-            raise UserError(f"prompts file {cfg.prompts_file} contains no prompts")
-        return prompts
+        return read_prompts_file(cfg.prompts_file)
     if not cfg.prompt.strip():
         raise UserError("the prompt is empty: pass --prompt \"a red cube\" (or --prompts-file FILE)")
     return [cfg.prompt.strip()]

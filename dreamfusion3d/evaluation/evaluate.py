@@ -1,0 +1,371 @@
+"""``dreamfusion3d evaluate``: how well do generated objects match their prompts?
+
+For each prompt of a list it reuses ``OUT/runs/<slug>/`` when that holds a finished run and
+otherwise runs ``generate`` into it (an interrupted evaluation resumes from the runs' latest
+checkpoints), or it reads existing runs (``--runs``). Each run is rendered from K random cameras
+and measured by:
+
+* R-precision with the bundled evaluation classifier: share of views whose predicted shape /
+  colour / both are the prompt's (shape only for single primitives, the classes it knows);
+* CLIP R-precision (``--clip MODEL``): share of views whose own prompt ranks first among all
+  prompts of the list by CLIP similarity;
+* geometry against the world's ground-truth object (:mod:`.geometry`): volumetric IoU and
+  Chamfer distance after centring, volume normalisation and the best yaw;
+* the multi-face (Janus) test on objects with a front (:mod:`.multiface`).
+
+Outputs in OUT: ``results.json``, ``results.md`` (table), ``contact_sheet.png`` (a row per
+prompt, K views) and ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..guidance.config import PriorKind
+from ..utils.config import load_preset, save_config
+from ..utils.errors import UserError
+from ..utils.io import atomic_path, write_json_atomic, write_text_atomic
+from ..utils.logging import info, progress, warn
+from .prompts import Target, default_prompts, parse_prompt, quick_prompts
+
+
+@dataclass
+class EvaluateConfig:
+    """Generate (or read) one object per prompt and measure prompt fidelity, geometry and Janus faces."""
+
+    out: Path = Path("outputs/evaluate")
+    """Folder for results.json, results.md, contact_sheet.png (and runs/<slug>/ when generating)."""
+    prompts: tuple[str, ...] = ()
+    """Prompts to evaluate (default: every shape × colour, five paraphrases and two front objects)."""
+    prompts_file: Path | None = None
+    """A text file with one prompt per line (instead of --prompts)."""
+    quick: bool = False
+    """The five acceptance prompts and one front object (about 15 min on 2 CPU cores)."""
+    runs: tuple[Path, ...] = ()
+    """Evaluate these existing generate runs only (a run folder, or a folder of run folders); no generation."""
+    generate_config: str = "default"
+    """Preset name or YAML path of the generate settings for missing runs."""
+    steps: int | None = None
+    """Override the preset's optimisation steps."""
+    prior_kind: PriorKind | None = None
+    """Override the preset's prior kind."""
+    prior_model: str | None = None
+    """Override the preset's prior model folder or hub id."""
+    views: int = 8
+    """K random views rendered per run."""
+    view_resolution: int = 32
+    """Size of the judged views (the classifier's input size; renders are 2× supersampled)."""
+    classifier: Path | None = None
+    """Evaluation classifier folder (default: the shipped one)."""
+    clip: str | None = None
+    """A transformers CLIPModel folder or hub id: also report CLIP R-precision."""
+    geometry: bool = True
+    """Compare each object with the world's ground truth (IoU, Chamfer) and run the multi-face test."""
+    geometry_resolution: int = 64
+    """Grid size of the geometry comparison."""
+    seed: int = 0
+    """Seed of the views and surface samples."""
+    device: str = "cpu"
+    """Torch device."""
+    num_threads: int = 0
+    """torch CPU threads (0: torch's default)."""
+
+
+# ---------------------------------------------------------------------- prompts and runs
+
+
+def resolve_prompts(cfg: EvaluateConfig) -> list[str]:
+    if cfg.prompts_file is not None:
+        from ..generate.loop import read_prompts_file
+
+        prompts = read_prompts_file(cfg.prompts_file)
+    elif cfg.prompts:
+        prompts = [p.strip() for p in cfg.prompts if p.strip()]
+        if not prompts:
+            raise UserError("--prompts holds only empty prompts")
+    else:
+        prompts = quick_prompts() if cfg.quick else default_prompts()
+    return list(dict.fromkeys(prompts))  # unique, in order
+
+
+def _is_run(path: Path) -> bool:
+    return any((path / "checkpoints" / n / "nerf.json").is_file() for n in ("final", "latest"))
+
+
+def discover_runs(paths: tuple[Path, ...]) -> list[Path]:
+    """Run folders among ``paths`` (each a run, or a folder whose sub-folders are runs)."""
+    runs: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            raise UserError(f"--runs {path}: no such folder")
+        found = [path] if _is_run(path) else sorted(p for p in path.iterdir() if p.is_dir() and _is_run(p))
+        if not found:
+            raise UserError(f"--runs {path}: no generate runs there (no checkpoints/final or latest)")
+        runs += found
+    return list(dict.fromkeys(runs))
+
+
+def run_prompt(run: Path) -> str:
+    """The prompt a run was generated for (its checkpoint's record, else its config.yaml)."""
+    import json
+
+    import yaml
+
+    from ..rendering import resolve_checkpoint
+
+    extra = json.loads((resolve_checkpoint(run) / "nerf.json").read_text()).get("extra", {})
+    prompt = extra.get("prompt") if isinstance(extra, dict) else None
+    if not prompt and (run / "config.yaml").is_file():
+        prompt = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("prompt")
+    if not prompt:
+        raise UserError(f"run {run} does not record its prompt")
+    return str(prompt)
+
+
+def generate_missing(cfg: EvaluateConfig, prompts: list[str]) -> list[Path]:
+    """``OUT/runs/<slug>`` for every prompt, generating (or resuming) those without a final checkpoint."""
+    from ..generate.config import GenerateConfig
+    from ..generate.loop import Generation, slugify
+
+    gcfg = load_preset(GenerateConfig, cfg.generate_config, command="generate")
+    if cfg.steps is not None:
+        if cfg.steps < 1:
+            raise UserError(f"--steps must be positive, got {cfg.steps}")
+        gcfg.steps = cfg.steps
+    if cfg.prior_kind is not None:
+        gcfg.prior.kind = cfg.prior_kind
+    if cfg.prior_model is not None:
+        gcfg.prior.model = cfg.prior_model
+    gcfg.device = cfg.device
+    slugs = [slugify(p) for p in prompts]
+    if len(set(slugs)) != len(slugs):
+        raise UserError("two prompts share a folder name (they differ only in punctuation or case)")
+    runs = [cfg.out / "runs" / s for s in slugs]
+    todo = [(p, r) for p, r in zip(prompts, runs) if not (r / "checkpoints" / "final" / "nerf.json").is_file()]
+    if todo:
+        info(f"generating {len(todo)} of {len(prompts)} runs ({gcfg.steps} steps each, preset {cfg.generate_config})")
+    prior = None
+    for prompt, run in todo:
+        run.mkdir(parents=True, exist_ok=True)
+        gcfg.prompt, gcfg.out = prompt, run
+        save_config(gcfg, run / "config.yaml", command="generate")
+        gen = Generation(gcfg, prompt, run, prior=prior)
+        prior = gen.prior
+        latest = run / "checkpoints" / "latest"
+        if not latest.exists() and latest.with_name("latest.old").exists():
+            latest = latest.with_name("latest.old")
+        if (latest / "trainer").exists():
+            gen.load(latest)
+            info(f"{prompt!r}: resumed at step {gen.step}")
+        info(f"generate {prompt!r} -> {run}")
+        gen.run()
+    return runs
+
+
+# ---------------------------------------------------------------------- one run
+
+
+def evaluate_run(run: Path, prompt: str, target: Target | None, judge,
+                 cfg: EvaluateConfig) -> tuple[dict, torch.Tensor]:
+    """Per-run figures and the K views ``[K, 3, H, W]`` (2× the judged size, for the contact sheet)."""
+    from ..rendering import load_nerf
+    from .views import judge_images, render_views
+
+    renderer, extra = load_nerf(run, device=cfg.device)
+    views = render_views(renderer, cfg.views, cfg.seed, cfg.view_resolution, device=cfg.device).cpu()
+    small = judge_images(views, cfg.view_resolution)
+    row: dict = {"prompt": prompt, "run": str(run), "step": extra.get("step"), "notes": [],
+                 "target": None if target is None else {"shape": target.shape, "color": target.color,
+                                                         "second_color": target.second_color}}
+    if not (run / "checkpoints" / "final" / "nerf.json").is_file():
+        row["notes"].append("unfinished run (latest checkpoint)")
+    row["classifier"], row["predicted"] = classifier_precision(judge, small.to(cfg.device), target)
+    if target is None:
+        row["notes"].append("prompt not in the world's vocabulary: no classifier, geometry or multi-face figures")
+    if cfg.geometry and target is not None:
+        row.update(geometry_figures(renderer, target, cfg, row["notes"]))
+    return row, views
+
+
+@torch.no_grad()
+def classifier_precision(judge, images: torch.Tensor, target: Target | None) -> tuple[dict, list[list[str]]]:
+    """R-precision (R = 1) of the judge's shape / colour logits for the prompt's classes, and
+    "both" (a view whose shape and colour both rank first); shape only for single primitives.
+    Also returns the predicted [shape, colour] per view."""
+    from .metrics import retrieval_hits
+
+    judge.eval()
+    shape_logits, color_logits = judge(images)  # [K, S], [K, C]
+    names_s, names_c = judge.config.shapes, judge.config.colors
+    predicted = [[names_s[i], names_c[j]] for i, j in zip(shape_logits.argmax(-1), color_logits.argmax(-1))]
+    out: dict = {"shape": None, "color": None, "both": None}
+    if target is None or target.color not in names_c:
+        return out, predicted
+    k = len(images)
+    color_hits = retrieval_hits(color_logits.cpu(), torch.full((k,), names_c.index(target.color)))
+    out["color"] = float(color_hits.double().mean())
+    if target.shape in names_s:
+        shape_hits = retrieval_hits(shape_logits.cpu(), torch.full((k,), names_s.index(target.shape)))
+        out["shape"] = float(shape_hits.double().mean())
+        out["both"] = float((shape_hits & color_hits).double().mean())
+    return out, predicted
+
+
+def geometry_figures(renderer, target: Target, cfg: EvaluateConfig, notes: list[str]) -> dict:
+    from ..world import COLORS
+    from .geometry import EmptySolidError, compare_solids, nerf_solid, normalise_solid, scene_solid
+    from .multiface import COLOUR_FRONTS, GEOMETRIC_FRONTS, multiface
+
+    out: dict = {}
+    try:
+        solid = nerf_solid(renderer, cfg.geometry_resolution)
+        out["geometry"] = compare_solids(solid, scene_solid(target.scene(cfg.seed)), cfg.geometry_resolution,
+                                         seed=cfg.seed)
+        if target.shape in GEOMETRIC_FRONTS + COLOUR_FRONTS:
+            centre = normalise_solid(solid, cfg.geometry_resolution).centre
+            out["multiface"] = multiface(solid, centre, target.shape, COLORS[target.color],
+                                         COLORS[target.second_color] if target.second_color else None)
+    except EmptySolidError as exc:
+        notes.append(f"no geometry: {exc}")
+    return out
+
+
+# ---------------------------------------------------------------------- the command
+
+
+def _mean(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def summarise(rows: list[dict], clip_name: str | None) -> dict:
+    summary: dict = {"prompts": len(rows)}
+    for k in ("shape", "color", "both"):
+        summary[f"classifier_{k}"] = _mean(r["classifier"][k] for r in rows)
+    if clip_name:
+        summary["clip_r_precision"] = _mean(r.get("clip_r_precision") for r in rows)
+        summary["clip_model"] = clip_name
+    geo = [r["geometry"] for r in rows if "geometry" in r]
+    summary["geometry_runs"] = len(geo)
+    summary["iou"] = _mean(g["iou"] for g in geo)
+    summary["chamfer"] = _mean(g["chamfer"] for g in geo)
+    faces = [r["multiface"] for r in rows if "multiface" in r]
+    summary["front_runs"] = len(faces)
+    summary["multi_face_rate"] = _mean(float(f["multi_face"]) for f in faces)
+    summary["front_found_rate"] = _mean(float(f["fronts"] >= 1) for f in faces)
+    return summary
+
+
+def _fmt(v, pct: bool = False) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return f"{100 * v:.0f}%" if pct else f"{v:.3f}"
+
+
+def markdown(rows: list[dict], summary: dict, clip: bool) -> str:
+    head = ["#", "prompt", "shape", "colour", "both"] + (["CLIP R@1"] if clip else []) + ["IoU", "Chamfer", "fronts"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, r in enumerate(rows):
+        c, g, m = r["classifier"], r.get("geometry", {}), r.get("multiface")
+        cells = [str(i + 1), r["prompt"], _fmt(c["shape"], True), _fmt(c["color"], True), _fmt(c["both"], True)]
+        cells += [_fmt(r.get("clip_r_precision"), True)] if clip else []
+        cells += [_fmt(g.get("iou")), _fmt(g.get("chamfer")), "–" if m is None else str(m["fronts"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    s = summary
+    cells = ["", "**overall**", _fmt(s["classifier_shape"], True), _fmt(s["classifier_color"], True),
+             _fmt(s["classifier_both"], True)]
+    cells += [_fmt(s.get("clip_r_precision"), True)] if clip else []
+    cells += [_fmt(s["iou"]), _fmt(s["chamfer"]),
+              "–" if s["multi_face_rate"] is None else f"multi-face {_fmt(s['multi_face_rate'], True)}"]
+    lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Rows follow contact_sheet.png top to bottom. shape/colour/both: share of views the evaluation "
+              "classifier names as the prompt does (shape only for single primitives). IoU/Chamfer: against the "
+              "world's object after centring, unit volume-equivalent radius and the best yaw (Chamfer in those units). "
+              "fronts: front features found by the multi-face test (1 = right, ≥2 = Janus)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_contact_sheet(path: Path, views: list[torch.Tensor], pad: int = 2) -> None:
+    """One row per run, K views each, white gutters."""
+    import imageio.v3 as iio
+
+    k = max(v.shape[0] for v in views)
+    h, w = views[0].shape[-2:]
+    sheet = np.ones((len(views) * (h + pad) + pad, k * (w + pad) + pad, 3), dtype=np.float32)
+    for i, row in enumerate(views):
+        for j, img in enumerate(row):
+            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            sheet[y : y + h, x : x + w] = img.permute(1, 2, 0).numpy()
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, (sheet.clip(0, 1) * 255).round().astype(np.uint8))
+
+
+def run(cfg: EvaluateConfig) -> None:
+    from ..models.classifier import ShapeColorClassifier
+
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    if cfg.views < 1:
+        raise UserError(f"--views must be at least 1, got {cfg.views}")
+    if cfg.geometry_resolution < 16:
+        raise UserError(f"--geometry-resolution must be at least 16, got {cfg.geometry_resolution}")
+    if cfg.out.exists() and not cfg.out.is_dir():
+        raise UserError(f"output path {cfg.out} exists and is not a folder")
+    t0 = time.time()
+    judge = ShapeColorClassifier.from_pretrained(cfg.classifier, device=cfg.device)
+    scorer = None
+    if cfg.clip:
+        from .clip import ClipScorer
+
+        scorer = ClipScorer(cfg.clip, cfg.device)
+    if cfg.runs:
+        if cfg.prompts or cfg.prompts_file or cfg.quick:
+            raise UserError("--runs evaluates existing runs; it cannot be combined with --prompts, "
+                            "--prompts-file or --quick")
+        runs = discover_runs(cfg.runs)
+        prompts = [run_prompt(r) for r in runs]
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, cfg.out / "config.yaml", command="evaluate")
+    else:
+        prompts = resolve_prompts(cfg)
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, cfg.out / "config.yaml", command="evaluate")
+        runs = generate_missing(cfg, prompts)
+    t_gen = time.time() - t0
+    rows, sheet = [], []
+    t1 = time.time()
+    for prompt, run_dir in progress(list(zip(prompts, runs)), desc="evaluate", unit="run"):
+        row, views = evaluate_run(run_dir, prompt, parse_prompt(prompt), judge, cfg)
+        rows.append(row)
+        sheet.append(views)
+        for note in row["notes"]:
+            warn(f"{prompt!r}: {note}")
+    if scorer is not None:
+        from .metrics import retrieval_hits
+
+        images = torch.cat([v for v in sheet])
+        owner = torch.tensor([i for i, v in enumerate(sheet) for _ in range(len(v))])
+        hits = retrieval_hits(scorer.scores(images, prompts).cpu(), owner, r=1)
+        for i, row in enumerate(rows):
+            row["clip_r_precision"] = float(hits[owner == i].double().mean())
+    summary = summarise(rows, cfg.clip)
+    summary.update({"seconds_generate": round(t_gen, 1), "seconds_evaluate": round(time.time() - t1, 1),
+                    "views_per_run": cfg.views, "threads": torch.get_num_threads()})
+    write_json_atomic(cfg.out / "results.json", {"summary": summary, "runs": rows})
+    write_text_atomic(cfg.out / "results.md", markdown(rows, summary, scorer is not None))
+    write_contact_sheet(cfg.out / "contact_sheet.png", sheet)
+    parts = [f"classifier both {_fmt(summary['classifier_both'], True)}"]
+    if scorer is not None:
+        parts.append(f"CLIP R@1 {_fmt(summary['clip_r_precision'], True)}")
+    if summary["iou"] is not None:
+        parts.append(f"IoU {summary['iou']:.3f}, Chamfer {summary['chamfer']:.3f}")
+    if summary["multi_face_rate"] is not None:
+        parts.append(f"multi-face {_fmt(summary['multi_face_rate'], True)} of {summary['front_runs']}")
+    info(f"{len(rows)} runs: " + ", ".join(parts) + f"; results in {cfg.out / 'results.md'}")
