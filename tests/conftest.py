@@ -27,3 +27,15 @@ def shared_meshes() -> Path:
 
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(scope="session")
+def tiny_prior(tmp_path_factory) -> Path:
+    """A small, untrained text prior saved in the shipped format (so generate loads it for real)."""
+    from dreamfusion3d.models import TextPriorArchitecture, TextPriorModel
+
+    folder = tmp_path_factory.mktemp("prior") / "tiny"
+    torch.manual_seed(0)
+    arch = TextPriorArchitecture(resolution=16, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4)
+    TextPriorModel.from_architecture(arch).save_pretrained(folder)
+    return folder

@@ -6,18 +6,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from dreamfusion3d.models import TextPriorArchitecture, TextPriorModel
-
-TINY_ARCH = TextPriorArchitecture(resolution=16, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4)
-
-
-@pytest.fixture(scope="session")
-def tiny_prior(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("prior") / "tiny"
-    torch.manual_seed(0)
-    TextPriorModel.from_architecture(TINY_ARCH).save_pretrained(folder)
-    return folder
-
 
 @pytest.fixture(scope="session")
 def tiny_generate_preset(tmp_path_factory, tiny_prior) -> Path:

@@ -15,19 +15,6 @@ import trimesh
 from safetensors.torch import load_file
 
 from dreamfusion3d.cli import main
-from dreamfusion3d.models import TextPriorArchitecture, TextPriorModel
-
-TINY_ARCH = TextPriorArchitecture(resolution=16, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4)
-
-
-@pytest.fixture(scope="module")
-def tiny_prior(tmp_path_factory) -> Path:
-    """A small, untrained text prior saved in the shipped format (so generate loads it for real)."""
-    folder = tmp_path_factory.mktemp("prior") / "tiny"
-    torch.manual_seed(0)
-    TextPriorModel.from_architecture(TINY_ARCH).save_pretrained(folder)
-    return folder
-
 
 def tiny_args(prior: Path, out: Path, steps: int = 6) -> list[str]:
     return [
