@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -136,6 +137,8 @@ class EvaluatePriorConfig:
     """DDIM steps."""
     guidance_scale: float = 5.0
     """Classifier-free guidance scale."""
+    sampler: Literal["ddim", "dpmsolver"] = "ddim"
+    """Sampler: DDIM, or DPM-Solver++ (as good at 25 steps as DDIM at 50)."""
     paraphrases: bool = True
     """Also evaluate paraphrased captions (words never used in training)."""
     seed: int = 0
@@ -174,7 +177,8 @@ def run_evaluate_prior(cfg: EvaluatePriorConfig) -> None:
         gen = torch.Generator().manual_seed(cfg.seed)
         grid = []
         for text, shape, color in progress(evaluation_captions(para), desc=f"evaluate-prior ({split})", unit="caption"):
-            imgs = sample_images(model, encoder, [text] * cfg.samples_per_caption, cfg.steps, cfg.guidance_scale, gen, cfg.device)
+            imgs = sample_images(model, encoder, [text] * cfg.samples_per_caption, cfg.steps, cfg.guidance_scale, gen,
+                                 cfg.device, cfg.sampler)
             ps, pc = judge.predict(imgs.to(cfg.device))
             rows.append({
                 "caption": text, "shape": shape, "color": color,
@@ -191,7 +195,7 @@ def run_evaluate_prior(cfg: EvaluatePriorConfig) -> None:
             "both_acc": float(np.mean([r["both_acc"] for r in rows])),
         }
         info(f"{split}: shape {results[split]['shape_acc']:.3f}, colour {results[split]['color_acc']:.3f}")
-    results["settings"] = {"samples_per_caption": cfg.samples_per_caption, "steps": cfg.steps,
+    results["settings"] = {"samples_per_caption": cfg.samples_per_caption, "steps": cfg.steps, "sampler": cfg.sampler,
                            "guidance_scale": cfg.guidance_scale, "seconds": time.time() - t0}
     write_json_atomic(cfg.out / "results.json", results)
     lines = ["| split | caption | shape acc | colour acc |", "|---|---|---|---|"]

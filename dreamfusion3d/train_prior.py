@@ -105,6 +105,12 @@ class TrainPriorConfig:
     """Also save the final EMA model as a ``from_pretrained`` folder here (e.g. the package assets)."""
     export_fp16: bool = True
     """Store exported weights in float16 (halves the size)."""
+    init_from: Path | None = None
+    """Start from the weights of this text-prior folder (fine-tuning), e.g. the shipped one;
+    its architecture must match ``arch``."""
+    text_norm: bool = True
+    """Centre the caption embeddings and scale them to unit RMS before the UNet's projection (the
+    statistics come from the training captions; folded back into the weights on export)."""
     arch: TextPriorArchitecture = field(default_factory=TextPriorArchitecture)
     """UNet size."""
     data: PriorDataConfig = field(default_factory=PriorDataConfig)
@@ -163,19 +169,24 @@ def sample_images(
     guidance_scale: float = 5.0,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
+    sampler: str = "ddim",
 ) -> Tensor:
-    """DDIM samples ``[B,3,H,W]`` in [0, 1] with classifier-free guidance."""
-    from diffusers import DDIMScheduler
+    """DDIM (or DPM-Solver++) samples ``[B,3,H,W]`` in [0, 1] with classifier-free guidance."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
-    sched = DDIMScheduler.from_config(model.scheduler.config)
+    kinds = {"ddim": DDIMScheduler, "dpmsolver": DPMSolverMultistepScheduler}
+    if sampler not in kinds:
+        raise UserError(f"unknown sampler {sampler!r} (choose from {', '.join(kinds)})")
+    sched = kinds[sampler].from_config(model.scheduler.config)
     sched.set_timesteps(steps)
     n, r = len(prompts), model.resolution
     cond = encoder.encode(prompts).to(device)
     uncond = encoder.encode([""]).to(device).expand(n, -1)
-    x = torch.randn(n, 3, r, r, generator=generator).to(device)
+    x = torch.randn(n, 3, r, r, generator=generator).to(device) * sched.init_noise_sigma
     for t in sched.timesteps:
         tt = torch.full((2 * n,), int(t), device=device, dtype=torch.long)
-        eps = model(torch.cat([x, x]), tt, torch.cat([cond, uncond]))
+        x_in = sched.scale_model_input(x, t)
+        eps = model(torch.cat([x_in, x_in]), tt, torch.cat([cond, uncond]))
         eps_c, eps_u = eps.chunk(2)
         eps = eps_u + guidance_scale * (eps_c - eps_u)
         x = sched.step(eps, t, x).prev_sample
@@ -233,6 +244,26 @@ def training_step(
     return F.mse_loss(model(x_t, t, emb), noise)
 
 
+def text_normalisation(table: Tensor) -> tuple[Tensor, float]:
+    """Mean ``[D]`` of the distinct training captions' embeddings and 1 / RMS of the centred ones."""
+    mean = table.mean(0)
+    rms = float((table - mean).pow(2).mean().sqrt())
+    return mean, 1.0 / max(rms, 1e-8)
+
+
+def _load_initial_weights(model: TextPriorModel, folder: Path) -> None:
+    source = TextPriorModel.from_pretrained(folder)
+    if source.text_encoder_id != model.text_encoder_id:
+        raise UserError(f"--init-from {folder} was trained with text encoder {source.text_encoder_id}, not {model.text_encoder_id}")
+    theirs = {k: v.float() for k, v in source.unet.state_dict().items()}
+    ours = model.unet.state_dict()
+    bad = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
+    if bad or len(theirs) != len(ours):
+        raise UserError(f"--init-from {folder} does not match the configured architecture (first mismatch: {(bad or ['extra keys'])[0]})")
+    model.unet.load_state_dict(theirs)
+    info(f"initialised from {folder}")
+
+
 def run(cfg: TrainPriorConfig) -> None:
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
@@ -246,6 +277,9 @@ def run(cfg: TrainPriorConfig) -> None:
     device = torch.device(cfg.device)
 
     torch.manual_seed(cfg.seed)
+    model = TextPriorModel.from_architecture(cfg.arch, text_encoder_id=cfg.text_encoder).to(device)
+    if cfg.init_from is not None:  # checked before the (slow) dataset, so a bad folder fails at once
+        _load_initial_weights(model, cfg.init_from)
     images, captions = load_or_build_dataset(cfg)
     info(f"{len(captions)} training images, {len(set(captions))} distinct captions")
     encoder = SentenceEncoder.from_pretrained(cfg.text_encoder, device=device)
@@ -255,7 +289,10 @@ def run(cfg: TrainPriorConfig) -> None:
     caption_ids = torch.tensor([index[c] for c in captions])
     uncond = encoder.encode([""]).to(device)
 
-    model = TextPriorModel.from_architecture(cfg.arch, text_encoder_id=cfg.text_encoder).to(device)
+    if cfg.text_norm:
+        mean, scale = text_normalisation(table)
+        model.set_text_normalisation(mean, scale)
+        info(f"caption embeddings centred and scaled by {scale:.1f} (RMS of the centred embeddings: {1 / scale:.4f})")
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -269,7 +306,10 @@ def run(cfg: TrainPriorConfig) -> None:
     info(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
 
     def checkpoint() -> None:
-        save_checkpoint(latest, {"model": model, "ema": ema}, optimizer, {"data": gen}, {"step": step})
+        extra = {"step": step}
+        if model.text_mean is not None:
+            extra["text_norm"] = {"mean": model.text_mean.tolist(), "scale": model.text_scale}
+        save_checkpoint(latest, {"model": model, "ema": ema}, optimizer, {"data": gen}, extra)
 
     interrupted = False
 
@@ -323,3 +363,25 @@ def run(cfg: TrainPriorConfig) -> None:
     if cfg.export_to is not None:
         ema.save_pretrained(cfg.export_to, fp16=cfg.export_fp16, extra={"steps": step, "training_config": "configs/train_prior.yaml"})
         info(f"exported to {cfg.export_to}")
+
+
+def export_checkpoint(run_dir: Path, out: Path, fp16: bool = False) -> int:
+    """Save the EMA weights of ``run_dir/checkpoints/latest`` as a ``from_pretrained`` folder
+    (to try an intermediate prior before training ends); returns the checkpoint's step."""
+    import yaml
+
+    from .utils.config import from_dict
+
+    data = yaml.safe_load((run_dir / "config.yaml").read_text())
+    data.pop("command", None)
+    cfg = from_dict(TrainPriorConfig, data)
+    latest = run_dir / "checkpoints" / "latest"
+    model = TextPriorModel.from_architecture(cfg.arch, text_encoder_id=cfg.text_encoder)
+    ema = TextPriorModel.from_architecture(cfg.arch, text_encoder_id=cfg.text_encoder)
+    state = load_checkpoint(latest, {"model": model, "ema": ema})
+    if "text_norm" in state:  # weights live in the normalised input space: set it, then reload them
+        ema.set_text_normalisation(torch.tensor(state["text_norm"]["mean"]), state["text_norm"]["scale"])
+        model.set_text_normalisation(torch.tensor(state["text_norm"]["mean"]), state["text_norm"]["scale"])
+        state = load_checkpoint(latest, {"model": model, "ema": ema})
+    ema.save_pretrained(out, fp16=fp16, extra={"steps": int(state["step"])})
+    return int(state["step"])

@@ -12,15 +12,17 @@ from ..utils.logging import progress
 from .base import Prior
 from .sds import classifier_free_guidance
 
-SamplerKind = Literal["ddim", "ddpm"]
+SamplerKind = Literal["ddim", "ddpm", "dpmsolver"]
 
 
 def make_scheduler(prior: Prior, kind: SamplerKind = "ddim"):
     """A sampling scheduler built from the prior's own scheduler config. ``predict_noise`` always
     returns ε, so the prediction type is fixed to epsilon; DDPM uses fixed variances since the
     learned-variance channels (DeepFloyd IF) are dropped."""
-    from diffusers import DDIMScheduler, DDPMScheduler
+    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
+    if kind == "dpmsolver":
+        return DPMSolverMultistepScheduler.from_config(prior.scheduler.config, prediction_type="epsilon")
     if kind == "ddim":
         return DDIMScheduler.from_config(prior.scheduler.config, prediction_type="epsilon")
     if kind == "ddpm":

@@ -41,6 +41,9 @@ class SentenceEncoder:
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: torch.device | str = "cpu") -> "SentenceEncoder":
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a bar for a 90 MB local load is noise, and --quiet must be quiet
 
         name = name_or_path or BUNDLED_ENCODER
         source: str | Path = bundled_encoder_path() if name == BUNDLED_ENCODER else name

@@ -66,3 +66,34 @@ def test_shipped_classifier_is_a_good_judge_on_unseen_renders():
     assert tuple(judge.config.shapes) == shapes and tuple(judge.config.colors) == colors
     acc = classifier_accuracy(judge, x, ys, yc)
     assert acc["shape"] >= 0.95 and acc["color"] >= 0.95, acc
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHIPPED_PRIOR / "prior.json").is_file(), reason="the shipped prior is not in this checkout")
+@pytest.mark.parametrize("sampler,steps", [("ddim", 50), ("dpmsolver", 25)])
+def test_shipped_prior_draws_the_shape_and_colour_it_is_asked_for(sampler, steps):
+    """Samples of the shipped prior, judged by the shipped classifier: a regression guard on the
+    model and on the sampling path (x0 clipping once held shape accuracy at 0.4)."""
+    from dreamfusion3d.train_prior import sample_images
+
+    model = TextPriorModel.from_pretrained()
+    assert model.scheduler.config.clip_sample is False
+    enc = SentenceEncoder.from_pretrained(model.text_encoder_id)
+    judge = ShapeColorClassifier.from_pretrained()
+    cases = [("sphere", "blue"), ("cube", "red"), ("cylinder", "green"), ("torus", "purple"), ("cube", "yellow"),
+             ("cylinder", "orange")]
+    prompts = [f"a {c} {s}" for s, c in cases for _ in range(2)]
+    imgs = sample_images(model, enc, prompts, steps, 5.0, torch.Generator().manual_seed(0), sampler=sampler)
+    shapes, colors = judge.predict(imgs)
+    want = [(s, c) for s, c in cases for _ in range(2)]
+    shape_acc = sum(p == s for p, (s, _) in zip(shapes, want)) / len(want)
+    color_acc = sum(p == c for p, (_, c) in zip(colors, want)) / len(want)
+    assert shape_acc >= 0.75 and color_acc >= 0.75, (shape_acc, color_acc, shapes, colors)
+
+
+def test_unknown_sampler_is_a_user_error():
+    from dreamfusion3d.train_prior import sample_images
+    from dreamfusion3d.utils.errors import UserError
+
+    with pytest.raises(UserError, match="unknown sampler"):
+        sample_images(None, None, ["a red cube"], sampler="euler")
