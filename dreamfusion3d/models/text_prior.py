@@ -6,8 +6,9 @@ which at 32 px costs half of what cross-attention does (measured in docs/RESULTS
 layout is diffusers-style: ``unet/`` (config.json + safetensors), ``scheduler/`` and
 ``prior.json`` (resolution and the text encoder it was trained with).
 
-Sentence embeddings of captions are unit vectors that share most of their direction (cosine ≈ 0.9
-between "a red cube" and "a red cone"), so their differences are tiny inputs to the projection.
+Sentence embeddings of captions are unit vectors that share most of their direction (cosine 0.97
+between captions that differ only in the view word; entries ≈ 0.05), so their differences are tiny
+inputs to the projection.
 Training therefore centres them and scales them to unit RMS (:meth:`TextPriorModel.set_text_normalisation`);
 the affine map is folded into the projection's first layer on save, so a saved model takes raw
 embeddings and its folder format does not change.
