@@ -376,12 +376,10 @@ def export_checkpoint(run_dir: Path, out: Path, fp16: bool = False) -> int:
     data.pop("command", None)
     cfg = from_dict(TrainPriorConfig, data)
     latest = run_dir / "checkpoints" / "latest"
-    model = TextPriorModel.from_architecture(cfg.arch, text_encoder_id=cfg.text_encoder)
     ema = TextPriorModel.from_architecture(cfg.arch, text_encoder_id=cfg.text_encoder)
-    state = load_checkpoint(latest, {"model": model, "ema": ema})
+    state = load_checkpoint(latest, {"ema": ema})
     if "text_norm" in state:  # weights live in the normalised input space: set it, then reload them
         ema.set_text_normalisation(torch.tensor(state["text_norm"]["mean"]), state["text_norm"]["scale"])
-        model.set_text_normalisation(torch.tensor(state["text_norm"]["mean"]), state["text_norm"]["scale"])
-        state = load_checkpoint(latest, {"model": model, "ema": ema})
+        state = load_checkpoint(latest, {"ema": ema})
     ema.save_pretrained(out, fp16=fp16, extra={"steps": int(state["step"])})
     return int(state["step"])
