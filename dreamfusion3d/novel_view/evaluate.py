@@ -26,7 +26,7 @@ from ..utils.logging import info, warn
 from .data import load_view_set, resize
 from .model import NovelViewModel
 from .pose import angular_distance_deg
-from .sampling import generation_order, sample_views
+from .sampling import GUIDANCE_SCALE, INPUT_WEIGHT, generation_order, sample_views
 from .train import save_grid
 
 DEFAULT_MESHES = Path(__file__).resolve().parents[3] / "shared" / "data" / "meshes"
@@ -51,8 +51,10 @@ class EvaluateNovelViewConfig:
     """Generated views per object (besides the input)."""
     steps: int = 50
     """DDIM steps (the novel-view default)."""
-    guidance_scale: float = 1.0
+    guidance_scale: float = GUIDANCE_SCALE
     """Classifier-free guidance scale (the novel-view default)."""
+    input_weight: float | None = INPUT_WEIGHT
+    """Stochastic conditioning: share of steps conditioned on the input (None = uniform, as 3DiM)."""
     seed: int = 0
     """Sampling seed."""
     meshes: Path | None = None
@@ -113,7 +115,7 @@ def evaluate_set(model: NovelViewModel, source: Tensor, src_sph: Tensor, truth: 
     timings = {}
     t0 = time.time()
     stoch = sample_views(model, source, src_sph, tgt_sph, stochastic=True, order=order, show_progress=True,
-                         generator=torch.Generator().manual_seed(cfg.seed), **common)
+                         generator=torch.Generator().manual_seed(cfg.seed), input_weight=cfg.input_weight, **common)
     timings["stochastic_s"] = time.time() - t0
     t0 = time.time()
     single = sample_views(model, source, src_sph, tgt_sph, stochastic=False, order=order, show_progress=True,
@@ -123,7 +125,8 @@ def evaluate_set(model: NovelViewModel, source: Tensor, src_sph: Tensor, truth: 
     c = min(cfg.consistency_objects, source.shape[0])
     again = dict(order=order[::-1], show_progress=True, **common)
     stoch2 = sample_views(model, source[:c], src_sph[:c], tgt_sph[:c], stochastic=True,
-                          generator=torch.Generator().manual_seed(cfg.seed + 1), **again)
+                          generator=torch.Generator().manual_seed(cfg.seed + 1), input_weight=cfg.input_weight,
+                          **again)
     single2 = sample_views(model, source[:c], src_sph[:c], tgt_sph[:c], stochastic=False,
                            generator=torch.Generator().manual_seed(cfg.seed + 1), **again)
     copy = source[:, None].expand(-1, k, -1, -1, -1)
@@ -177,7 +180,7 @@ def _mesh_views(folder: Path, model: NovelViewModel, num_targets: int) -> tuple 
 
 def _md_table(results: dict) -> str:
     lines = ["| set | objects × targets | copy input PSNR / SSIM | single-view PSNR / SSIM | "
-             "stochastic (3DiM) PSNR / SSIM | consistency PSNR stochastic / single |",
+             "stochastic conditioning PSNR / SSIM | consistency PSNR stochastic / single |",
              "|---|---|---|---|---|---|"]
     for name, r in results.items():
         c, s1, st, con = r["copy_input"], r["single_view"], r["stochastic"], r["consistency_psnr"]
@@ -190,6 +193,8 @@ def _md_table(results: dict) -> str:
 def run(cfg: EvaluateNovelViewConfig) -> None:
     if cfg.num_targets < 1 or cfg.max_objects < 1 or cfg.steps < 1:
         raise UserError("--num-targets, --max-objects and --steps must be >= 1")
+    if cfg.input_weight is not None and not 0.0 <= cfg.input_weight <= 1.0:
+        raise UserError(f"--input-weight must lie in [0, 1], got {cfg.input_weight}")
     device = torch.device(cfg.device)
     model = NovelViewModel.from_pretrained(cfg.model, device=device)
     res = model.resolution
@@ -232,14 +237,15 @@ def run(cfg: EvaluateNovelViewConfig) -> None:
     save_grid(cols, cfg.out / "novel_view_grid.png", scale=2)
     record = {"results": results, "model": str(cfg.model or "shipped"), "model_info": model.info,
               "data": str(cfg.data), "split": cfg.split, "objects": views.names, "meshes": mesh_names,
-              "steps": cfg.steps, "guidance_scale": cfg.guidance_scale, "seed": cfg.seed,
-              "resolution": res}
+              "steps": cfg.steps, "guidance_scale": cfg.guidance_scale, "input_weight": cfg.input_weight,
+              "seed": cfg.seed, "resolution": res}
     write_json_atomic(cfg.out / "novel_view_eval.json", record)
     md = ["# Novel-view evaluation", "",
           f"Model `{cfg.model or 'dreamfusion3d/assets/novel_view'}` at {res} px, {cfg.steps} DDIM steps, guidance "
-          f"{cfg.guidance_scale}, seed {cfg.seed}. Input = the view nearest the canonical camera; PSNR in dB "
-          "(scikit-image), mean over all target views. Consistency = PSNR between the same target generated "
-          "twice (reverse order, another seed).", "", _md_table(results), "",
+          f"{cfg.guidance_scale}, stochastic conditioning's input weight "
+          f"{'uniform' if cfg.input_weight is None else cfg.input_weight}, seed {cfg.seed}. Input = the view "
+          "nearest the canonical camera; PSNR in dB (scikit-image), mean over all target views. Consistency = "
+          "PSNR between the same target generated twice (reverse order, another seed).", "", _md_table(results), "",
           "Grid (`novel_view_grid.png`): input, then pairs of (truth, stochastic sample) for 4 targets.", ""]
     write_text_atomic(cfg.out / "novel_view_eval.md", "\n".join(md))
     save_config(cfg, cfg.out / "novel_view_eval_config.yaml", command="evaluate-novel-view")

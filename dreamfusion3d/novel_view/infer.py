@@ -23,7 +23,7 @@ from ..utils.io import atomic_path, write_json_atomic
 from ..utils.logging import info, warn
 from .images import centre_object, read_image
 from .model import NovelViewModel
-from .sampling import generation_order, sample_views
+from .sampling import GUIDANCE_SCALE, INPUT_WEIGHT, generation_order, sample_views
 
 
 @dataclass
@@ -46,12 +46,15 @@ class NovelViewConfig:
     """Distance of the input's camera (None = the training radius)."""
     steps: int = 50
     """DDIM denoising steps per view."""
-    guidance_scale: float = 1.0
-    """Classifier-free guidance on the source view (1 = plain conditional model; on the shipped 32 px
-    model larger values lower PSNR: 20.3 dB at 1, 13.9 at 2 on 6 val pairs)."""
+    guidance_scale: float = GUIDANCE_SCALE
+    """Classifier-free guidance on the source view (1 = plain conditional model). On the shipped
+    model's val objects, stochastic PSNR is 24.5 dB at 1, 25.5 at 1.5, 25.7 at 2, 25.4 at 3."""
     conditioning: Literal["stochastic", "single"] = "stochastic"
     """stochastic: each step conditions on a random view from {input} ∪ {views so far} (3DiM);
     single: every step conditions on the input alone."""
+    input_weight: float | None = INPUT_WEIGHT
+    """Stochastic conditioning: share of steps conditioned on the input image; the rest are drawn
+    uniformly from the views generated so far (None = uniform over all, as in 3DiM)."""
     order: Literal["nearest", "given"] = "nearest"
     """Generation order: nearest to the input first, or as listed."""
     seed: int = 0
@@ -125,6 +128,8 @@ def _write_mp4(path: Path, frames: list[np.ndarray]) -> None:
 def run(cfg: NovelViewConfig) -> None:
     if cfg.steps < 1:
         raise UserError("--steps must be >= 1")
+    if cfg.input_weight is not None and not 0.0 <= cfg.input_weight <= 1.0:
+        raise UserError(f"--input-weight must lie in [0, 1], got {cfg.input_weight}")
     if cfg.display_size < 8:
         raise UserError("--display-size must be >= 8")
     device = torch.device(cfg.device)
@@ -138,11 +143,13 @@ def run(cfg: NovelViewConfig) -> None:
     targets = _targets(cfg, src_el, radius)
     order = generation_order(src_sph, targets) if cfg.order == "nearest" else list(range(len(targets)))
     info(f"{len(targets)} views of {cfg.image} at {model.resolution}px, {cfg.steps} DDIM steps, "
-         f"guidance {cfg.guidance_scale}, {cfg.conditioning} conditioning")
+         f"guidance {cfg.guidance_scale}, {cfg.conditioning} conditioning"
+         + (f" (input weight {cfg.input_weight})" if cfg.conditioning == "stochastic" and cfg.input_weight is not None
+            else ""))
     gen = torch.Generator().manual_seed(cfg.seed)
     views = sample_views(model, source[None], src_sph[None].to(device), targets[None].to(device), steps=cfg.steps,
                          guidance_scale=cfg.guidance_scale, stochastic=cfg.conditioning == "stochastic",
-                         generator=gen, order=order, show_progress=True)[0]
+                         generator=gen, order=order, show_progress=True, input_weight=cfg.input_weight)[0]
     cfg.out.mkdir(parents=True, exist_ok=True)
     files = write_views(cfg.out, source, views, targets, cfg.display_size, cfg.mp4)
     with atomic_path(cfg.out / "input.png") as tmp:
@@ -151,7 +158,9 @@ def run(cfg: NovelViewConfig) -> None:
         iio.imwrite(tmp, _to_uint8(source))
     write_json_atomic(cfg.out / "views.json", {
         "input": str(cfg.image), "input_camera": src_sph.tolist(), "targets": targets.tolist(),
-        "generation_order": order, "files": files, "model": str(cfg.model or "shipped"),
+        "generation_order": order, "conditioning": cfg.conditioning,
+        "input_weight": cfg.input_weight if cfg.conditioning == "stochastic" else None, "files": files,
+        "model": str(cfg.model or "shipped"),
     })
     save_config(cfg, cfg.out / "config.yaml", command="novel-view")
     info(f"wrote {len(targets)} views, turntable.gif{' and turntable.mp4' if 'mp4' in files else ''} to {cfg.out}")

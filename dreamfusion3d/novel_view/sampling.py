@@ -5,6 +5,11 @@ denoising step of a new view conditions on a view drawn at random from the input
 finished so far, each with its own relative pose; over the ~50 steps the new view is pulled
 towards agreement with all of them, which is what keeps a set of views consistent without a 3D
 representation. ``stochastic=False`` conditions every step on the input alone.
+
+3DiM draws the conditioning view uniformly. Generated views carry the model's errors, and a
+uniform draw gives the one real view less and less weight as the set grows; ``input_weight``
+keeps a fixed share of the steps on the input instead (the rest stay uniform over the
+generated views).
 """
 
 from __future__ import annotations
@@ -15,6 +20,12 @@ from torch import Tensor
 from ..utils.logging import progress
 from .model import NovelViewModel, drop_condition
 from .pose import angular_distance_deg
+
+# Sampling defaults of `novel-view` and `evaluate-novel-view`, chosen on the val split of the
+# world dataset for the shipped model (docs/RESULTS.md): guidance on the source view, and the share
+# of stochastic-conditioning steps that condition on the input.
+GUIDANCE_SCALE = 2.0
+INPUT_WEIGHT: float | None = 0.75
 
 
 def generation_order(src_sph: Tensor, tgt_sph: Tensor) -> list[int]:
@@ -31,14 +42,22 @@ def sample_views(
     src_sph: Tensor,  # [B, 3] (azimuth_deg, elevation_deg, radius)
     tgt_sph: Tensor,  # [B, K, 3]
     steps: int = 50,
-    guidance_scale: float = 2.0,
+    guidance_scale: float = GUIDANCE_SCALE,
     stochastic: bool = True,
     generator: torch.Generator | None = None,
     order: list[int] | None = None,
     show_progress: bool = False,
+    input_weight: float | None = None,
 ) -> Tensor:  # [B, K, 3, H, W] in [0, 1]
-    """Generate ``K`` target views for each of ``B`` independent inputs (batched)."""
+    """Generate ``K`` target views for each of ``B`` independent inputs (batched).
+
+    ``input_weight`` (stochastic only): probability that a denoising step conditions on the input
+    rather than on a generated view; None = uniform over all views so far (3DiM).
+    """
     from diffusers import DDIMScheduler
+
+    if input_weight is not None and not 0.0 <= input_weight <= 1.0:
+        raise ValueError(f"input_weight must lie in [0, 1], got {input_weight}")
 
     device = source.device
     b, k = tgt_sph.shape[:2]
@@ -59,8 +78,12 @@ def sample_views(
         x = torch.randn(source.shape, generator=gen).to(device=device, dtype=source.dtype)
         imgs, sphs = torch.stack(pool_img, 1), torch.stack(pool_sph, 1)  # [B, P, 3, H, W], [B, P, 3]
         for t in scheduler.timesteps:
-            if stochastic:
+            if stochastic and (input_weight is None or imgs.shape[1] == 1):
                 pick = torch.randint(imgs.shape[1], (b,), generator=gen).to(device)
+            elif stochastic:
+                on_input = torch.rand(b, generator=gen) < input_weight
+                generated = torch.randint(1, imgs.shape[1], (b,), generator=gen)
+                pick = torch.where(on_input, torch.zeros_like(generated), generated).to(device)
             else:
                 pick = torch.zeros(b, dtype=torch.long, device=device)
             cond, pose = model.condition(imgs[rows, pick], sphs[rows, pick], target)

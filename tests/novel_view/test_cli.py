@@ -59,6 +59,15 @@ def test_novel_view_cli_bad_elevations(tiny_model, tmp_path, capsys):
     assert rc == 2 and "--elevations has 2 values for 3 azimuths" in capsys.readouterr().err
 
 
+def test_novel_view_cli_bad_input_weight(tiny_model, tmp_path, capsys):
+    out = tmp_path / "o"
+    rc = main(["novel-view", "--image", str(_input_png(tmp_path / "in.png")), "--out", str(out),
+               "--model", str(tiny_model), "--input-weight", "1.5"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--input-weight must lie in [0, 1], got 1.5" in err[0]
+    assert not out.exists()
+
+
 def test_metrics_against_closed_form():
     a = np.zeros((8, 8, 3))
     b = np.full((8, 8, 3), 0.1)

@@ -140,6 +140,40 @@ def test_stochastic_conditioning_uses_generated_views(monkeypatch):
     assert {round(float(a)) for s in seen for a in s} == {0}
 
 
+def _conditioning_azimuths(monkeypatch, **kwargs) -> list[list[int]]:
+    """Azimuth of the conditioning view at every denoising step, grouped per generated view."""
+    model = NovelViewModel.from_architecture(TINY).eval()
+    seen: list[int] = []
+    original = model.condition
+
+    def spy(source, src_sph, tgt_sph):
+        seen.append(round(float(src_sph[0, 0])))
+        return original(source, src_sph, tgt_sph)
+
+    monkeypatch.setattr(model, "condition", spy)
+    t_sph = torch.tensor([[[90.0, 20.0, 3.0], [180.0, 20.0, 3.0], [270.0, 20.0, 3.0]]])
+    steps = kwargs.pop("steps", 40)
+    sample_views(model, torch.rand(1, 3, 16, 16), torch.tensor([[0.0, 20.0, 3.0]]), t_sph, steps=steps,
+                 generator=torch.Generator().manual_seed(0), **kwargs)
+    return [seen[i:i + steps] for i in range(0, len(seen), steps)]
+
+
+def test_input_weight_sets_the_share_of_steps_on_the_input(monkeypatch):
+    # weight 1: every step of every view conditions on the input, as single-view conditioning does
+    assert all(az == 0 for view in _conditioning_azimuths(monkeypatch, input_weight=1.0) for az in view)
+    # weight 0: once a generated view exists, the input is never drawn again
+    first, second, third = _conditioning_azimuths(monkeypatch, input_weight=0.0)
+    assert set(first) == {0} and set(second) == {90} and set(third) == {90, 180}
+    # weight 0.5 over 3 x 200 draws: the input's share of the later views is near 1/2, where a
+    # uniform draw over the pool (3DiM) gives 1/2 for the second view and 1/3 for the third
+    _, second, third = _conditioning_azimuths(monkeypatch, input_weight=0.5, steps=200)
+    assert abs(third.count(0) / 200 - 0.5) < 0.1 and abs(second.count(0) / 200 - 0.5) < 0.1
+    _, _, third = _conditioning_azimuths(monkeypatch, steps=200)
+    assert abs(third.count(0) / 200 - 1 / 3) < 0.1
+    with pytest.raises(ValueError, match="input_weight"):
+        _conditioning_azimuths(monkeypatch, input_weight=1.5)
+
+
 def test_generation_order_nearest_first():
     src = torch.tensor([0.0, 20.0, 3.0])
     tgt = torch.tensor([[180.0, 20.0, 3.0], [45.0, 20.0, 3.0], [270.0, 20.0, 3.0], [0.0, 20.0, 3.0]])
