@@ -47,7 +47,7 @@ def sample_views(
     generator: torch.Generator | None = None,
     order: list[int] | None = None,
     show_progress: bool = False,
-    input_weight: float | None = None,
+    input_weight: float | None = INPUT_WEIGHT,
 ) -> Tensor:  # [B, K, 3, H, W] in [0, 1]
     """Generate ``K`` target views for each of ``B`` independent inputs (batched).
 

@@ -168,7 +168,7 @@ def test_input_weight_sets_the_share_of_steps_on_the_input(monkeypatch):
     # uniform draw over the pool (3DiM) gives 1/2 for the second view and 1/3 for the third
     _, second, third = _conditioning_azimuths(monkeypatch, input_weight=0.5, steps=200)
     assert abs(third.count(0) / 200 - 0.5) < 0.1 and abs(second.count(0) / 200 - 0.5) < 0.1
-    _, _, third = _conditioning_azimuths(monkeypatch, steps=200)
+    _, _, third = _conditioning_azimuths(monkeypatch, input_weight=None, steps=200)
     assert abs(third.count(0) / 200 - 1 / 3) < 0.1
     with pytest.raises(ValueError, match="input_weight"):
         _conditioning_azimuths(monkeypatch, input_weight=1.5)
