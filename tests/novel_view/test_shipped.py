@@ -45,5 +45,5 @@ def test_shipped_model_beats_copying_the_input(unseen_objects, stochastic):
     # Defaults (50 steps, guidance 2, input weight 0.75) on these 8 objects x 4 targets, copy 19.47 dB:
     # the shipped 14,715-step model is +5.00 stochastic / +5.09 single-view. The bar sits 1 dB
     # below that and above the issue's +3 dB; the 6,860-step model (+3.23 / +3.21) and the
-    # 3,087-step model (-9.8 / -8.9 at guidance 2) would fail it.
+    # 3,087-step model (-9.8 / -8.9 at guidance 2) would fail it (scripts/probe_novel_view_unseen.py).
     assert generated - copy >= 4.0, f"generated {generated:.2f} dB vs copy {copy:.2f} dB"
