@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from dreamfusion3d.novel_view.data import load_view_set
-from dreamfusion3d.novel_view.evaluate import choose_views, score
+from dreamfusion3d.novel_view.evaluate import input_and_targets, score
 from dreamfusion3d.novel_view.model import NovelViewModel
 from dreamfusion3d.novel_view.sampling import generation_order, sample_views
 from dreamfusion3d.world.dataset import MakeDatasetConfig, write_dataset
@@ -26,12 +26,7 @@ def main(folders: list[str | None]) -> None:
                                            test_views=0, resolution=32, val_fraction=0.0, test_fraction=0.0, seed=11))
     for folder in folders:
         model = NovelViewModel.from_pretrained(folder)
-        views = load_view_set(root, "train", model.resolution)
-        canonical = torch.tensor([model.camera.azimuth, model.camera.elevation, model.camera.radius])
-        src, tgt = zip(*(choose_views(views.spherical[o], canonical, 4) for o in range(views.num_objects)))
-        rows, tgt_idx = torch.arange(views.num_objects), torch.tensor([list(t) for t in tgt])
-        source, src_sph = views.images[rows, torch.tensor(src)], views.spherical[rows, torch.tensor(src)]
-        truth, tgt_sph = views.images[rows[:, None], tgt_idx], views.spherical[rows[:, None], tgt_idx]
+        source, src_sph, truth, tgt_sph = input_and_targets(load_view_set(root, "train", model.resolution), model, 4)
         copy = score(source[:, None].expand_as(truth), truth)["psnr"]
         line = [f"{folder or 'shipped'}: copy {copy:.2f} dB"]
         for stochastic in (True, False):

@@ -1,42 +1,65 @@
 """Sample a text prior with several samplers (x0 clipping on/off, DDIM / DPM-Solver++, CFG) and let
 the evaluation classifier judge shape and colour (docs/RESULTS.md, "What changed on 2026-11-23"):
     python scripts/probe_prior_samplers.py PRIOR_FOLDER [K] [ddim,ddim_noclip,dpm++,...]
+K samples per training caption (default 2); the last argument picks variants (default: all).
 """
-import sys, time, torch, numpy as np, collections
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, DDPMScheduler, EulerAncestralDiscreteScheduler
-from dreamfusion3d.models import TextPriorModel, SentenceEncoder
-from dreamfusion3d.models.classifier import ShapeColorClassifier
+
+import collections
+import sys
+import time
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
 from dreamfusion3d.evaluate_prior import evaluation_captions
-torch.set_num_threads(1)
-model=TextPriorModel.from_pretrained(sys.argv[1]); enc=SentenceEncoder.from_pretrained(); judge=ShapeColorClassifier.from_pretrained()
-caps=evaluation_captions(False); K=int(sys.argv[2]) if len(sys.argv)>2 else 2
+from dreamfusion3d.models import SentenceEncoder, TextPriorModel
+from dreamfusion3d.models.classifier import ShapeColorClassifier
+
+
 @torch.no_grad()
-def sample(sched, prompts, steps, gs, gen):
-    sched.set_timesteps(steps); n=len(prompts); r=model.resolution
-    cond=enc.encode(prompts); unc=enc.encode([""]).expand(n,-1)
-    x=torch.randn(n,3,r,r,generator=gen)*sched.init_noise_sigma
-    for t in sched.timesteps:
-        xin=sched.scale_model_input(x,t)
-        tt=torch.full((2*n,),int(t),dtype=torch.long)
-        e=model(torch.cat([xin,xin]),tt,torch.cat([cond,unc])); ec,eu=e.chunk(2)
-        x=sched.step(eu+gs*(ec-eu),t,x,generator=gen).prev_sample
-    return ((x.clamp(-1,1)+1)/2)
-cfg=model.scheduler.config
-variants={
- "ddim":(lambda: DDIMScheduler.from_config(cfg),50,5.0),
- "ddim_noclip":(lambda: DDIMScheduler.from_config(cfg,clip_sample=False),50,5.0),
- "ddim_thresh":(lambda: DDIMScheduler.from_config(cfg,clip_sample=False,thresholding=True),50,5.0),
- "ddim_trailing":(lambda: DDIMScheduler.from_config(cfg,timestep_spacing="trailing"),50,5.0),
- "dpm++":(lambda: DPMSolverMultistepScheduler.from_config(cfg),25,5.0),
- "ddim_cfg3":(lambda: DDIMScheduler.from_config(cfg),50,3.0),
-}
-sel=sys.argv[3].split(",") if len(sys.argv)>3 else list(variants)
-for name in sel:
-    mk,steps,gs=variants[name]; t0=time.time(); gen=torch.Generator().manual_seed(0)
-    per=collections.defaultdict(list); col=[]
-    imgs=[]
-    for text,s,c in caps:
-        im=sample(mk(),[text]*K,steps,gs,gen); imgs.append(im)
-        ps,pc=judge.predict(im); per[s]+= [p==s for p in ps]; col+=[p==c for p in pc]
-    allsh=np.mean([v for l in per.values() for v in l])
-    print(f"{name:14s} shape {allsh:.3f} colour {np.mean(col):.3f} ", {k:round(float(np.mean(v)),2) for k,v in per.items()}, f"{time.time()-t0:.0f}s", flush=True)
+def sample(model, encoder, scheduler, prompts, steps, guidance_scale, gen):
+    """[N,3,R,R] in [0, 1] with classifier-free guidance."""
+    scheduler.set_timesteps(steps)
+    n, r = len(prompts), model.resolution
+    cond, uncond = encoder.encode(prompts), encoder.encode([""]).expand(n, -1)
+    x = torch.randn(n, 3, r, r, generator=gen) * scheduler.init_noise_sigma
+    for t in scheduler.timesteps:
+        x_in = scheduler.scale_model_input(x, t)
+        tt = torch.full((2 * n,), int(t), dtype=torch.long)
+        eps_c, eps_u = model(torch.cat([x_in, x_in]), tt, torch.cat([cond, uncond])).chunk(2)
+        x = scheduler.step(eps_u + guidance_scale * (eps_c - eps_u), t, x, generator=gen).prev_sample
+    return (x.clamp(-1, 1) + 1) / 2
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    model = TextPriorModel.from_pretrained(sys.argv[1])
+    encoder, judge = SentenceEncoder.from_pretrained(), ShapeColorClassifier.from_pretrained()
+    per_caption = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    config = model.scheduler.config
+    variants = {  # name: (scheduler factory, steps, guidance)
+        "ddim": (lambda: DDIMScheduler.from_config(config), 50, 5.0),
+        "ddim_noclip": (lambda: DDIMScheduler.from_config(config, clip_sample=False), 50, 5.0),
+        "ddim_thresh": (lambda: DDIMScheduler.from_config(config, clip_sample=False, thresholding=True), 50, 5.0),
+        "ddim_trailing": (lambda: DDIMScheduler.from_config(config, timestep_spacing="trailing"), 50, 5.0),
+        "dpm++": (lambda: DPMSolverMultistepScheduler.from_config(config), 25, 5.0),
+        "ddim_cfg3": (lambda: DDIMScheduler.from_config(config), 50, 3.0),
+    }
+    for name in sys.argv[3].split(",") if len(sys.argv) > 3 else list(variants):
+        make, steps, guidance = variants[name]
+        t0, gen = time.time(), torch.Generator().manual_seed(0)
+        shape_hits, colour_hits = collections.defaultdict(list), []
+        for text, shape, colour in evaluation_captions(False):
+            images = sample(model, encoder, make(), [text] * per_caption, steps, guidance, gen)
+            pred_shape, pred_colour = judge.predict(images)
+            shape_hits[shape] += [p == shape for p in pred_shape]
+            colour_hits += [p == colour for p in pred_colour]
+        shape_acc = np.mean([hit for hits in shape_hits.values() for hit in hits])
+        by_shape = {s: round(float(np.mean(h)), 2) for s, h in shape_hits.items()}
+        print(f"{name:14s} shape {shape_acc:.3f} colour {np.mean(colour_hits):.3f} {by_shape} "
+              f"{time.time() - t0:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,7 @@ from ..utils.config import save_config
 from ..utils.errors import UserError
 from ..utils.io import write_json_atomic, write_text_atomic
 from ..utils.logging import info, warn
-from .data import load_view_set, resize
+from .data import ViewSet, load_view_set, resize
 from .model import NovelViewModel
 from .pose import angular_distance_deg
 from .sampling import GUIDANCE_SCALE, INPUT_WEIGHT, generation_order, sample_views
@@ -101,6 +101,21 @@ def choose_views(sph: Tensor, canonical: Tensor, num_targets: int) -> tuple[int,
         return src, others
     picks = np.linspace(0, len(others) - 1, num_targets).round().astype(int)
     return src, [others[i] for i in picks]
+
+
+def input_and_targets(views: ViewSet, model: NovelViewModel, num_targets: int
+                      ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per object, the input (the view nearest the model's canonical camera) and up to
+    ``num_targets`` targets, as many as every object has: ``source [B,3,H,W]``, ``src_sph [B,3]``,
+    ``truth [B,K,3,H,W]``, ``tgt_sph [B,K,3]``."""
+    canonical = torch.tensor([model.camera.azimuth, model.camera.elevation, model.camera.radius])
+    src_idx, tgt_idx = zip(*(choose_views(views.spherical[o], canonical, num_targets)
+                             for o in range(views.num_objects)))
+    k = min(len(t) for t in tgt_idx)
+    rows, src = torch.arange(views.num_objects), torch.tensor(src_idx)
+    tgt = torch.tensor([list(t[:k]) for t in tgt_idx])
+    return (views.images[rows, src], views.spherical[rows, src],
+            views.images[rows[:, None], tgt], views.spherical[rows[:, None], tgt])
 
 
 def evaluate_set(model: NovelViewModel, source: Tensor, src_sph: Tensor, truth: Tensor, tgt_sph: Tensor,
@@ -199,16 +214,8 @@ def run(cfg: EvaluateNovelViewConfig) -> None:
     model = NovelViewModel.from_pretrained(cfg.model, device=device)
     res = model.resolution
     views = load_view_set(cfg.data, cfg.split, res, cfg.max_objects)
-    canonical = torch.tensor([model.camera.azimuth, model.camera.elevation, model.camera.radius])
-    src_idx, tgt_idx = zip(*(choose_views(views.spherical[o], canonical, cfg.num_targets)
-                             for o in range(views.num_objects)))
-    k = min(len(t) for t in tgt_idx)
-    rows = torch.arange(views.num_objects)
-    source = views.images[rows, torch.tensor(src_idx)].to(device)
-    src_sph = views.spherical[rows, torch.tensor(src_idx)].to(device)
-    tgt = torch.tensor([list(t[:k]) for t in tgt_idx])
-    truth = views.images[rows[:, None], tgt].to(device)
-    tgt_sph = views.spherical[rows[:, None], tgt].to(device)
+    source, src_sph, truth, tgt_sph = (x.to(device) for x in input_and_targets(views, model, cfg.num_targets))
+    k = tgt_sph.shape[1]
     info(f"evaluating {views.num_objects} held-out objects ({cfg.split}) x {k} target views, {cfg.steps} steps")
     results, samples = {}, {}
     results[f"world {cfg.split} objects"], samples["world"] = evaluate_set(model, source, src_sph, truth, tgt_sph, cfg)
@@ -252,4 +259,4 @@ def run(cfg: EvaluateNovelViewConfig) -> None:
     info(f"wrote {cfg.out / 'novel_view_eval.json'}, .md and novel_view_grid.png")
 
 
-__all__ = ["EvaluateNovelViewConfig", "run", "psnr", "ssim", "score"]
+__all__ = ["EvaluateNovelViewConfig", "run", "psnr", "ssim", "score", "input_and_targets"]

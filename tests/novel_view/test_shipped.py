@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dreamfusion3d.novel_view.data import load_view_set
-from dreamfusion3d.novel_view.evaluate import choose_views, score
+from dreamfusion3d.novel_view.evaluate import input_and_targets, score
 from dreamfusion3d.novel_view.model import NovelViewModel
 from dreamfusion3d.novel_view.sampling import GUIDANCE_SCALE, INPUT_WEIGHT, generation_order, sample_views
 
@@ -18,20 +18,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def unseen_objects(tmp_path_factory):
-    """(source [B,3,R,R], src_sph [B,3], truth [B,K,3,R,R], tgt_sph [B,K,3]) of 8 fresh objects."""
+    """(model, source [B,3,R,R], src_sph [B,3], truth [B,K,3,R,R], tgt_sph [B,K,3]) of 8 fresh objects."""
     from dreamfusion3d.world.dataset import MakeDatasetConfig, write_dataset
 
     model = NovelViewModel.from_pretrained(None)
     root = write_dataset(MakeDatasetConfig(out=tmp_path_factory.mktemp("unseen") / "ds", num_objects=8, views=12,
                                            val_views=0, test_views=0, resolution=model.resolution,
                                            val_fraction=0.0, test_fraction=0.0, seed=11))
-    views = load_view_set(root, "train", model.resolution)
-    canonical = torch.tensor([model.camera.azimuth, model.camera.elevation, model.camera.radius])
-    src, tgt = zip(*(choose_views(views.spherical[o], canonical, 4) for o in range(views.num_objects)))
-    rows = torch.arange(views.num_objects)
-    tgt_idx = torch.tensor([list(t) for t in tgt])
-    return (model, views.images[rows, torch.tensor(src)], views.spherical[rows, torch.tensor(src)],
-            views.images[rows[:, None], tgt_idx], views.spherical[rows[:, None], tgt_idx])
+    return (model, *input_and_targets(load_view_set(root, "train", model.resolution), model, 4))
 
 
 @pytest.mark.parametrize("stochastic", [True, False], ids=["stochastic", "single_view"])
