@@ -58,7 +58,7 @@ class Generation:
         self.out = out
         self.device = torch.device(cfg.device)
         self.prior = prior if prior is not None else load_prior(cfg.prior, device=self.device)
-        self.prompts = PromptProcessor.from_config(self.prior, prompt, cfg.prompting)
+        self._build_guidance()
         torch.manual_seed(cfg.seed)
         self.renderer = build_renderer(cfg.field, cfg.renderer, cfg.background).to(self.device)
         self.optimizer = torch.optim.Adam(self._param_groups(), betas=cfg.optim.betas, eps=cfg.optim.eps)
@@ -68,6 +68,21 @@ class Generation:
         self.history: list[dict] = []
 
     # ------------------------------------------------------------------ setup
+    def _build_guidance(self) -> None:
+        """What scores the renders; text → 3D: the prompt's (view-dependent) embeddings.
+        Image → 3D overrides this with the image-conditioned prior's conditioning."""
+        self.prompts = PromptProcessor.from_config(self.prior, self.prompt, self.cfg.prompting)
+
+    def guidance_loss(self, images: Tensor, cams, az: Tensor, el: Tensor):
+        """The score-distillation term for renders ``images [B,3,H,W]`` of ``cams``; an ``SDSOutput``."""
+        return self.prompts.sds_loss(images, az, el, generator=self.generator,
+                                     progress=self.step / max(1, self.cfg.steps))
+
+    def extra_losses(self) -> dict[str, Tensor]:
+        """Further weighted loss terms of a step (none for text → 3D; image → 3D adds its
+        reference-view losses here)."""
+        return {}
+
     def _param_groups(self) -> list[dict]:
         o = self.cfg.optim
         groups: dict[str, list] = {"encoding": [], "network": [], "background": []}
@@ -146,7 +161,7 @@ class Generation:
         out = self.renderer.render(cams, shading=shading, light_positions=lights, ambient=cfg.shading.ambient)
         images = out["rgb"].permute(0, 3, 1, 2)  # [B,3,H,W]
         t1 = time.perf_counter()
-        sds = self.prompts.sds_loss(images, az, el, generator=self.generator, progress=self.step / max(1, cfg.steps))
+        sds = self.guidance_loss(images, cams, az, el)
         t2 = time.perf_counter()
         opacity = out["opacity"].clamp(1e-5, 1 - 1e-5)
         l = cfg.losses
@@ -155,6 +170,8 @@ class Generation:
         loss_entropy = -(opacity * opacity.log() + (1 - opacity) * (1 - opacity).log()).mean()
         total = (sds.loss + l.orientation.at(self.step) * loss_orient + l.opacity.at(self.step) * loss_opacity
                  + l.entropy.at(self.step) * loss_entropy)
+        for term in self.extra_losses().values():
+            total = total + term
         self._set_lr()
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
