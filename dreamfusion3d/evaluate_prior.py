@@ -215,9 +215,9 @@ def judge_generation(run_dir: Path, num_views: int = 8, seed: int = 0, classifie
     evaluation classifier name shape and colour of every view (``dreamfusion3d evaluate`` does
     this and more for many runs)."""
     from .evaluation.views import judge_images, render_views
-    from .rendering import load_nerf
+    from .representations import load_representation
 
-    renderer, extra = load_nerf(run_dir, device=device)
+    renderer, extra = load_representation(run_dir, device=device)
     judge = ShapeColorClassifier.from_pretrained(classifier, device=device)
     images = judge_images(render_views(renderer, num_views, seed, 32, device=device))
     shapes, colors = judge.predict(images)

@@ -2,7 +2,7 @@
 
 Classic NeRF fitting, used to validate the renderer end to end: random ray batches from all
 training views, MSE against the images composited over the dataset's background (white for
-the procedural world), Adam, occupancy-grid updates. Checkpoints (``save_nerf``) are written
+the procedural world), Adam, occupancy-grid updates. Checkpoints (``save_representation``) are written
 periodically and at the end (also on Ctrl-C); held-out views are rendered to PNG and scored
 (PSNR, SSIM from scikit-image) into ``<out>/metrics.json``.
 """
@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 
 from .fields import FieldConfig
-from .rendering import BackgroundConfig, NeRFRenderer, RendererConfig, build_renderer, save_nerf
+from .rendering import BackgroundConfig, RendererConfig
+from .representations import NeRF, build_nerf, save_representation
 from .utils.config import save_config
 from .utils.errors import UserError
 from .utils.io import atomic_path, write_json_atomic
@@ -92,7 +93,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def fit(
-    renderer: NeRFRenderer,
+    renderer: NeRF,
     images: Tensor,  # [N, H, W, 4] RGBA in [0, 1]
     cameras,
     steps: int,
@@ -147,7 +148,7 @@ def fit(
 
 
 @torch.no_grad()
-def evaluate(renderer: NeRFRenderer, images: Tensor, cameras, background=(1.0, 1.0, 1.0)) -> dict[str, Any]:
+def evaluate(renderer: NeRF, images: Tensor, cameras, background=(1.0, 1.0, 1.0)) -> dict[str, Any]:
     """Render every view; PSNR/SSIM against the images over ``background``; sample counts."""
     from skimage.metrics import structural_similarity
 
@@ -196,7 +197,7 @@ def run(config: ReconstructConfig) -> None:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
-    renderer = build_renderer(config.field, config.renderer, BackgroundConfig(kind="fixed", color=config.background))
+    renderer = build_nerf(config.field, config.renderer, BackgroundConfig(kind="fixed", color=config.background))
     renderer.to(device)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml", command="reconstruct")
@@ -204,7 +205,7 @@ def run(config: ReconstructConfig) -> None:
     info(f"fitting {config.data} ({n} views, {w}x{h}) for {config.steps} steps on {device}")
 
     def checkpoint(step: int, name: str = "latest") -> None:
-        save_nerf(out / "checkpoints" / name, renderer, {"step": step, "data": str(config.data)})
+        save_representation(out / "checkpoints" / name, renderer, {"step": step, "data": str(config.data)})
 
     try:
         stats = fit(renderer, train.images, train.cameras, config.steps, config.batch_rays, config.lr,

@@ -205,13 +205,13 @@ def run(cfg: BenchConfig) -> None:
     for group in gen.optimizer.param_groups:  # time the same field in every setting
         group["base_lr"] = 0.0
     object.__setattr__(gen, "_shading", lambda: cfg.shading)
-    renderer, rcfg = gen.renderer, gen.renderer.config
+    renderer, rcfg = gen.representation, gen.representation.config  # volume-rendered geometries
 
     # The occupancy refresh: once in full (as at a run's start), then disabled while timing.
     timer = StageTimer(device)
     timer.sync()
     start = time.perf_counter()
-    renderer.update_occupancy(0)
+    renderer.update(0)
     timer.sync()
     occupancy_s = time.perf_counter() - start
     update_every = rcfg.occupancy_update_every

@@ -31,7 +31,7 @@ from ..utils.config import load_preset, save_config
 from ..utils.errors import UserError
 from ..utils.io import atomic_path, write_json_atomic, write_text_atomic
 from ..utils.logging import info, progress, warn
-from .prompts import Target, default_prompts, parse_prompt, quick_prompts
+from .prompts import Target, default_prompts, grid_prompts, parse_prompt, quick_prompts
 
 
 @dataclass
@@ -46,6 +46,8 @@ class EvaluateConfig:
     """A text file with one prompt per line (instead of --prompts)."""
     quick: bool = False
     """The five acceptance prompts and one front object (about 15 min on 2 CPU cores)."""
+    grid: bool = False
+    """The 35 shape × colour prompts (5 primitives × 7 colours), e.g. with --generate-config sdf."""
     runs: tuple[Path, ...] = ()
     """Evaluate these existing generate runs only (a run folder, or a folder of run folders); no generation."""
     generate_config: str = "default"
@@ -89,12 +91,14 @@ def resolve_prompts(cfg: EvaluateConfig) -> list[str]:
         if not prompts:
             raise UserError("--prompts holds only empty prompts")
     else:
-        prompts = quick_prompts() if cfg.quick else default_prompts()
+        prompts = quick_prompts() if cfg.quick else grid_prompts() if cfg.grid else default_prompts()
     return list(dict.fromkeys(prompts))  # unique, in order
 
 
 def _is_run(path: Path) -> bool:
-    return any((path / "checkpoints" / n / "nerf.json").is_file() for n in ("final", "latest"))
+    from ..representations import is_checkpoint
+
+    return any(is_checkpoint(path / "checkpoints" / n) for n in ("final", "latest"))
 
 
 def discover_runs(paths: tuple[Path, ...]) -> list[Path]:
@@ -112,14 +116,11 @@ def discover_runs(paths: tuple[Path, ...]) -> list[Path]:
 
 def run_prompt(run: Path) -> str:
     """The prompt a run was generated for (its checkpoint's record, else its config.yaml)."""
-    import json
-
     import yaml
 
-    from ..rendering import resolve_checkpoint
+    from ..representations import checkpoint_extra
 
-    extra = json.loads((resolve_checkpoint(run) / "nerf.json").read_text()).get("extra", {})
-    prompt = extra.get("prompt") if isinstance(extra, dict) else None
+    prompt = checkpoint_extra(run).get("prompt")
     if not prompt and (run / "config.yaml").is_file():
         prompt = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("prompt")
     if not prompt:
@@ -131,6 +132,7 @@ def generate_missing(cfg: EvaluateConfig, prompts: list[str]) -> list[Path]:
     """``OUT/runs/<slug>`` for every prompt, generating (or resuming) those without a final checkpoint."""
     from ..generate.config import GenerateConfig
     from ..generate.loop import Generation, slugify
+    from ..representations import is_checkpoint
 
     gcfg = load_preset(GenerateConfig, cfg.generate_config, command="generate")
     if cfg.steps is not None:
@@ -146,7 +148,7 @@ def generate_missing(cfg: EvaluateConfig, prompts: list[str]) -> list[Path]:
     if len(set(slugs)) != len(slugs):
         raise UserError("two prompts share a folder name (they differ only in punctuation or case)")
     runs = [cfg.out / "runs" / s for s in slugs]
-    todo = [(p, r) for p, r in zip(prompts, runs) if not (r / "checkpoints" / "final" / "nerf.json").is_file()]
+    todo = [(p, r) for p, r in zip(prompts, runs) if not is_checkpoint(r / "checkpoints" / "final")]
     if todo:
         info(f"generating {len(todo)} of {len(prompts)} runs ({gcfg.steps} steps each, preset {cfg.generate_config})")
     prior = None
@@ -173,16 +175,16 @@ def generate_missing(cfg: EvaluateConfig, prompts: list[str]) -> list[Path]:
 def evaluate_run(run: Path, prompt: str, target: Target | None, judge,
                  cfg: EvaluateConfig) -> tuple[dict, torch.Tensor]:
     """Per-run figures and the K views ``[K, 3, H, W]`` (2× the judged size, for the contact sheet)."""
-    from ..rendering import load_nerf
+    from ..representations import is_checkpoint, load_representation
     from .views import judge_images, render_views
 
-    renderer, extra = load_nerf(run, device=cfg.device)
+    renderer, extra = load_representation(run, device=cfg.device)
     views = render_views(renderer, cfg.views, cfg.seed, cfg.view_resolution, device=cfg.device).cpu()
     small = judge_images(views, cfg.view_resolution)
     row: dict = {"prompt": prompt, "run": str(run), "step": extra.get("step"), "notes": [],
                  "target": None if target is None else {"shape": target.shape, "color": target.color,
                                                          "second_color": target.second_color}}
-    if not (run / "checkpoints" / "final" / "nerf.json").is_file():
+    if not is_checkpoint(run / "checkpoints" / "final"):
         row["notes"].append("unfinished run (latest checkpoint)")
     row["classifier"], row["predicted"] = classifier_precision(judge, small.to(cfg.device), target)
     if target is None:
@@ -218,14 +220,21 @@ def classifier_precision(judge, images: torch.Tensor, target: Target | None) -> 
 
 def geometry_figures(renderer, target: Target, cfg: EvaluateConfig, notes: list[str]) -> dict:
     from ..world import COLORS
-    from .geometry import EmptySolidError, compare_solids, nerf_solid, normalise_solid, scene_solid
+    from .geometry import (
+        TEMPLATE_SHAPES, EmptySolidError, compare_solids, normalise_solid, representation_solid, scene_solid,
+        surface_figures, template_fit,
+    )
     from .multiface import COLOUR_FRONTS, GEOMETRIC_FRONTS, multiface
 
     out: dict = {}
     try:
-        solid = nerf_solid(renderer, cfg.geometry_resolution)
-        out["geometry"] = compare_solids(solid, scene_solid(target.scene(cfg.seed)), cfg.geometry_resolution,
-                                         seed=cfg.seed)
+        solid = representation_solid(renderer, cfg.geometry_resolution)
+        reference = scene_solid(target.scene(cfg.seed))
+        out["geometry"] = compare_solids(solid, reference, cfg.geometry_resolution, seed=cfg.seed)
+        out["geometry"].update(surface_figures(solid, reference, cfg.geometry_resolution,
+                                               out["geometry"]["yaw_deg"], seed=cfg.seed))
+        if target.shape in TEMPLATE_SHAPES:
+            out["geometry"]["template"] = template_fit(solid)
         if target.shape in GEOMETRIC_FRONTS + COLOUR_FRONTS:
             centre = normalise_solid(solid, cfg.geometry_resolution).centre
             out["multiface"] = multiface(solid, centre, target.shape, COLORS[target.color],
@@ -254,6 +263,15 @@ def summarise(rows: list[dict], clip_name: str | None) -> dict:
     summary["geometry_runs"] = len(geo)
     summary["iou"] = _mean(g["iou"] for g in geo)
     summary["chamfer"] = _mean(g["chamfer"] for g in geo)
+    summary["normal_consistency"] = _mean(g.get("normal_consistency") for g in geo)
+    summary["outside_largest_component"] = _mean(g.get("outside_largest_component") for g in geo)
+    fits = [(r["target"]["shape"], r["geometry"]["template"]["shape"]) for r in rows if "template" in r.get("geometry", {})]
+    summary["template_runs"], summary["template_right"] = len(fits), sum(a == b for a, b in fits)
+    per_shape: dict[str, list[float]] = {}
+    for r in rows:
+        if "geometry" in r and r.get("target"):
+            per_shape.setdefault(r["target"]["shape"], []).append(r["geometry"]["iou"])
+    summary["iou_by_shape"] = {k: float(np.mean(v)) for k, v in per_shape.items()}
     faces = [r["multiface"] for r in rows if "multiface" in r]
     summary["front_runs"] = len(faces)
     summary["multi_face_rate"] = _mean(float(f["multi_face"]) for f in faces)
@@ -270,25 +288,32 @@ def _fmt(v, pct: bool = False) -> str:
 
 
 def markdown(rows: list[dict], summary: dict, clip: bool) -> str:
-    head = ["#", "prompt", "shape", "colour", "both"] + (["CLIP R@1"] if clip else []) + ["IoU", "Chamfer", "fronts"]
+    head = ["#", "prompt", "shape", "colour", "both"] + (["CLIP R@1"] if clip else []) + [
+        "IoU", "Chamfer", "normals", "off-part", "3D fit", "fronts"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, r in enumerate(rows):
         c, g, m = r["classifier"], r.get("geometry", {}), r.get("multiface")
         cells = [str(i + 1), r["prompt"], _fmt(c["shape"], True), _fmt(c["color"], True), _fmt(c["both"], True)]
         cells += [_fmt(r.get("clip_r_precision"), True)] if clip else []
-        cells += [_fmt(g.get("iou")), _fmt(g.get("chamfer")), "–" if m is None else str(m["fronts"])]
+        fit = g.get("template", {}).get("shape")
+        cells += [_fmt(g.get("iou")), _fmt(g.get("chamfer")), _fmt(g.get("normal_consistency")),
+                  _fmt(g.get("outside_largest_component"), True), fit or "–", "–" if m is None else str(m["fronts"])]
         lines.append("| " + " | ".join(cells) + " |")
     s = summary
     cells = ["", "**overall**", _fmt(s["classifier_shape"], True), _fmt(s["classifier_color"], True),
              _fmt(s["classifier_both"], True)]
     cells += [_fmt(s.get("clip_r_precision"), True)] if clip else []
-    cells += [_fmt(s["iou"]), _fmt(s["chamfer"]),
+    fits = f"{s['template_right']}/{s['template_runs']}" if s["template_runs"] else "–"
+    cells += [_fmt(s["iou"]), _fmt(s["chamfer"]), _fmt(s["normal_consistency"]),
+              _fmt(s["outside_largest_component"], True), fits,
               "–" if s["multi_face_rate"] is None else f"multi-face {_fmt(s['multi_face_rate'], True)}"]
     lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Rows follow contact_sheet.png top to bottom. shape/colour/both: share of views the evaluation "
               "classifier names as the prompt does (shape only for single primitives). IoU/Chamfer: against the "
               "world's object after centring, unit volume-equivalent radius and the best yaw (Chamfer in those units). "
-              "fronts: front features found by the multi-face test (1 = right, ≥2 = Janus)."]
+              "normals: normal consistency with the true surface (1 = same everywhere). off-part: share of the "
+              "surface area outside the largest connected piece. 3D fit: the world primitive whose template fits "
+              "the solid best in 3D (no 2D classifier). fronts: front features found by the multi-face test (1 = right, ≥2 = Janus)."]
     return "\n".join(lines) + "\n"
 
 

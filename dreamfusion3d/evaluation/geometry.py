@@ -1,8 +1,8 @@
 """Shape agreement of a generated object with the world's ground-truth object.
 
 Both objects are *solids* given as callables ``inside(points [N,3]) -> [N]`` (positive inside):
-the world scene's ``-sdf`` and a NeRF's ``density - level`` (``level`` = the export's automatic
-threshold, so the compared solid is the one ``generate`` meshes).
+the world scene's ``-sdf``, an SDF geometry's ``-sdf`` and a NeRF's ``density - level`` (``level`` =
+the export's automatic threshold), so the compared solid is the one ``generate`` meshes.
 
 Normalisation (each solid separately): centroid at the origin and unit *volume-equivalent
 radius*, both measured on a ``resolution``³ grid over the scene box [-1, 1]³. This removes the
@@ -31,7 +31,7 @@ from scipy.ndimage import map_coordinates
 from skimage.measure import marching_cubes
 from torch import Tensor
 
-from ..export import auto_density_threshold, evaluate_grid, renderer_field_fns
+from ..export import auto_density_threshold, evaluate_grid
 from .metrics import chamfer_distance, normalisation, rotation_z, volumetric_iou
 
 InsideFn = Callable[[Tensor], Tensor]  # points [N, 3] -> [N], > 0 inside
@@ -55,18 +55,21 @@ def scene_solid(scene) -> Solid:
     return Solid(lambda p: -scene.sdf(p), scene.albedo)
 
 
-def nerf_solid(renderer, resolution: int = 64) -> Solid:
-    """A NeRF renderer's solid at the export's automatic density level (raises EmptySolidError)."""
+def representation_solid(rep, resolution: int = 64) -> Solid:
+    """A 3D representation's solid, the one export meshes: an SDF's negative distance, or a
+    density above the export's automatic level (raises EmptySolidError)."""
     from ..export import EmptyFieldError
 
-    density_fn, color_fn = renderer_field_fns(renderer)
-    grid = evaluate_grid(density_fn, -1.0, 1.0, resolution, desc="density grid")
+    f = rep.export_fields()
+    if f.field_type == "sdf":
+        return Solid(lambda p: -f.field_fn(p), f.color_fn)
+    grid = evaluate_grid(f.field_fn, -1.0, 1.0, resolution, desc="density grid")
     spacing = [2.0 / (resolution - 1)] * 3
     try:
         level = auto_density_threshold(grid, spacing)
     except EmptyFieldError as exc:
         raise EmptySolidError(str(exc)) from exc
-    return Solid(lambda p: density_fn(p) - level, color_fn)
+    return Solid(lambda p: f.field_fn(p) - level, f.color_fn)
 
 
 def _in_box(points: Tensor) -> Tensor:  # [N, 3] -> [N] bool
@@ -149,3 +152,61 @@ def compare_solids(generated: Solid, reference: Solid, resolution: int = 64, yaw
     chamfer = chamfer_distance(surface_points(gen.grid, points, seed), surface_points(rotated, points, seed + 1))
     return {"iou": iou, "chamfer": chamfer, "yaw_deg": yaw, "iou_unaligned": unaligned,
             "scale_ratio": gen.radius / ref.radius}
+
+
+# ---------------------------------------------------------------------- judging the mesh in 3D
+
+TEMPLATE_SHAPES = ("sphere", "cube", "cylinder", "cone", "torus")
+
+
+def template_fit(generated: Solid, resolution: int = 48, seeds: tuple[int, ...] = (0, 1, 2),
+                 shapes: tuple[str, ...] = TEMPLATE_SHAPES) -> dict:
+    """Which world primitive the solid is, judged in 3D alone (no 2D classifier): the best IoU
+    against each shape's templates (``seeds`` draw the world's random proportions; yaw and scale
+    are normalised away). Returns {"shape", "scores": {shape: best IoU}}."""
+    from ..world import primitive_scene
+
+    scores = {}
+    for shape in shapes:
+        best = 0.0
+        for seed in seeds:
+            scene = primitive_scene(shape, "red", seed=seed, yaw=0.0, **({"tilt": 0.0} if shape == "torus" else {}))
+            r = compare_solids(generated, scene_solid(scene), resolution, yaw_step=15.0 if shape == "cube" else 360.0,
+                               points=500, seed=seed)
+            best = max(best, r["iou"])
+        scores[shape] = best
+    return {"shape": max(scores, key=scores.get), "scores": scores}
+
+
+def _surface(grid: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, trimesh.Trimesh]:
+    """Points, outward normals and the mesh of a normalised grid's zero level (marching cubes)."""
+    r = grid.shape[0]
+    padded = np.pad(grid, 1, constant_values=min(float(grid.min()), -1.0))
+    verts, faces, _, _ = marching_cubes(padded, level=0.0, gradient_direction="ascent")
+    h = NORMALISED_HALF_WIDTH
+    mesh = trimesh.Trimesh((verts - 1.0) * (2.0 * h / (r - 1)) - h, faces, process=True)
+    mesh.fix_normals()
+    points, face_index = trimesh.sample.sample_surface(mesh, count, seed=seed)
+    return np.asarray(points), np.asarray(mesh.face_normals[face_index]), mesh
+
+
+def surface_figures(generated: Solid, reference: Solid, resolution: int = 64, yaw_deg: float = 0.0,
+                    points: int = 5000, seed: int = 0) -> dict:
+    """Normal consistency against the true surface (mean cosine between each sampled point's
+    normal and its nearest neighbour's on the other surface, both ways; 1 = same orientation
+    everywhere) and the share of the generated surface's area outside its largest connected
+    component (floaters, inner shells). Both in the normalised frame, reference at ``yaw_deg``."""
+    from scipy.spatial import cKDTree
+
+    gen = normalise_solid(generated, resolution)
+    ref = normalise_solid(reference, resolution)
+    ref_grid = ref.grid if yaw_deg == 0 else rotate_grid(ref.grid, yaw_deg)
+    pg, ng, mesh = _surface(gen.grid, points, seed)
+    pr, nr, _ = _surface(ref_grid, points, seed + 1)
+    _, i_gr = cKDTree(pr).query(pg)
+    _, i_rg = cKDTree(pg).query(pr)
+    consistency = 0.5 * (float((ng * nr[i_gr]).sum(-1).mean()) + float((nr * ng[i_rg]).sum(-1).mean()))
+    parts = mesh.split(only_watertight=False)
+    area = float(mesh.area)
+    outside = 0.0 if len(parts) <= 1 or area <= 0 else 1.0 - max(p.area for p in parts) / area
+    return {"normal_consistency": consistency, "outside_largest_component": outside, "components": len(parts)}

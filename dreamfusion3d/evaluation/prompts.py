@@ -46,8 +46,13 @@ def paraphrase_prompts() -> list[str]:
     return out
 
 
+def grid_prompts() -> list[str]:
+    """Every primitive in every colour: "a red sphere" … (5 × 7 = 35)."""
+    return [f"a {c} {s}" for s in SHAPES for c in COLORS]
+
+
 def default_prompts() -> list[str]:
-    return [f"a {c} {s}" for s in SHAPES for c in COLORS] + paraphrase_prompts() + front_prompts()
+    return grid_prompts() + paraphrase_prompts() + front_prompts()
 
 
 def quick_prompts() -> list[str]:

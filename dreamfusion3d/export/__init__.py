@@ -5,12 +5,12 @@ from .extract import (
     AUTO_OPACITY, EmptyFieldError, auto_density_threshold, evaluate_grid, extract_mesh, keep_largest_component,
     vertex_colors,
 )
-from .command import ExportConfig, renderer_field_fns
+from .command import ExportConfig
 from .texture import bake_texture, uv_unwrap
 from .writers import FORMATS, Z_UP_TO_Y_UP, export_all, export_mesh, mesh_files, to_file_axes, write_files
 
 __all__ = [
-    "AUTO_OPACITY", "EmptyFieldError", "ExportConfig", "renderer_field_fns", "FORMATS", "Z_UP_TO_Y_UP", "auto_density_threshold", "evaluate_grid",
+    "AUTO_OPACITY", "EmptyFieldError", "ExportConfig", "FORMATS", "Z_UP_TO_Y_UP", "auto_density_threshold", "evaluate_grid",
     "export_all", "export_mesh", "extract_mesh", "keep_largest_component", "mesh_files", "to_file_axes",
     "uv_unwrap", "vertex_colors", "write_files", "bake_texture",
 ]

@@ -1,4 +1,4 @@
-"""``dreamfusion3d export``: a trained NeRF (or a procedural world object) -> GLB / OBJ / PLY."""
+"""``dreamfusion3d export``: a trained 3D representation (or a procedural world object) -> GLB / OBJ / PLY."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from .writers import mesh_files, write_files
 @dataclass
 class ExportConfig:
     """Export a mesh that other tools open (GLB with vertex colours or a texture, OBJ, PLY) from a
-    trained NeRF run/checkpoint, or from a procedural world object (--world-shape)."""
+    trained run/checkpoint (NeRF or SDF), or from a procedural world object (--world-shape)."""
 
     source: tyro.conf.Positional[Path | None] = None
-    """A NeRF run folder (uses checkpoints/final, else checkpoints/latest) or a checkpoint folder."""
+    """A run folder (uses checkpoints/final, else checkpoints/latest) or a checkpoint folder."""
     out: Path = Path("outputs/export")
     """Output folder: NAME.glb/.obj/.ply (+ .mtl/.png when textured), export.json, config.yaml."""
     name: str = "mesh"
@@ -54,43 +54,20 @@ class ExportConfig:
     device: str = "cpu"
     """Torch device for field evaluation."""
     world_shape: str | None = None
-    """Export a procedural world object of this shape instead of a NeRF (e.g. sphere, cube, torus)."""
+    """Export a procedural world object of this shape instead of a run (e.g. sphere, cube, torus)."""
     world_color: str = "red"
     """Colour name of the world object."""
     world_seed: int = 0
     """Seed of the world object's random parameters."""
 
 
-def renderer_field_fns(renderer) -> tuple[FieldFn, ColorFn]:
-    """(density_fn, albedo_fn) of a ``NeRFRenderer`` for :func:`extract_mesh`.
+def _run_source(path: Path, device: str) -> tuple[FieldFn, ColorFn, FieldType, dict]:
+    from ..representations import load_representation
 
-    The density is zero in cells the renderer's occupancy grid marks empty: the renderer skips
-    samples there, so that density never shows in renders, and skipping it makes a trained
-    field's export several times faster."""
-    field = renderer.field
-    density_fn: FieldFn = field.density
-    if renderer.config.use_occupancy:
-        from ..rendering import occupied
-
-        binaries, aabb = renderer.estimator.binaries[0], renderer.estimator.aabbs[0]
-
-        def density_fn(points: torch.Tensor) -> torch.Tensor:  # [N, 3] -> [N]
-            keep = occupied(binaries, aabb.to(points.dtype), points)
-            sigma = torch.zeros(len(points), dtype=points.dtype, device=points.device)
-            if keep.any():
-                sigma[keep] = field.density(points[keep]).to(points.dtype)
-            return sigma
-
-    return density_fn, (lambda p: field(p)[1])
-
-
-def _nerf_source(path: Path, device: str) -> tuple[FieldFn, ColorFn, FieldType, dict]:
-    from ..rendering import load_nerf
-
-    renderer, extra = load_nerf(path, device=device)
-    renderer.eval()
-    density_fn, color_fn = renderer_field_fns(renderer)
-    return density_fn, color_fn, "density", {"source": str(path), "nerf_extra": extra}
+    rep, extra = load_representation(path, device=device)
+    rep.eval()
+    f = rep.export_fields()
+    return f.field_fn, f.color_fn, f.field_type, {"source": str(path), "geometry": rep.kind, "run_extra": extra}
 
 
 def _world_source(shape: str, color: str, seed: int) -> tuple[FieldFn, ColorFn, FieldType, dict]:
@@ -107,7 +84,7 @@ def _world_source(shape: str, color: str, seed: int) -> tuple[FieldFn, ColorFn, 
 def build_mesh(config: ExportConfig) -> tuple[trimesh.Trimesh, dict]:
     """The mesh (world frame) and a JSON-able description of where it came from."""
     if (config.source is None) == (config.world_shape is None):
-        raise UserError("give either a NeRF run/checkpoint folder or --world-shape (exactly one)")
+        raise UserError("give either a run/checkpoint folder or --world-shape (exactly one)")
     if config.bound <= 0:
         raise UserError(f"--bound must be positive, got {config.bound}")
     if config.resolution < 3:
@@ -116,7 +93,7 @@ def build_mesh(config: ExportConfig) -> tuple[trimesh.Trimesh, dict]:
     if config.world_shape is not None:
         field_fn, color_fn, field_type, about = _world_source(config.world_shape, config.world_color, config.world_seed)
     else:
-        field_fn, color_fn, field_type, about = _nerf_source(config.source, config.device)
+        field_fn, color_fn, field_type, about = _run_source(config.source, config.device)
     info(f"extracting a {field_type} isosurface on a {config.resolution}^3 grid")
     mesh = extract_mesh(
         field_fn, -config.bound, config.bound, config.resolution, config.threshold, color_fn,

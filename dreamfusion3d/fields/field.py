@@ -86,7 +86,17 @@ def trunc_exp(x: Tensor) -> Tensor:
     return _TruncExp.apply(x)
 
 
-def _mlp(in_dim: int, hidden: int, layers: int, out_dim: int) -> nn.Sequential:
+def build_encoding(config: FieldConfig) -> nn.Module:
+    """The spatial encoding a ``FieldConfig`` asks for (``output_dim`` features per point)."""
+    if config.kind == "hashgrid":
+        return HashGridEncoding(config.hash_levels, config.hash_features, config.hash_log2_table_size,
+                                config.hash_base_resolution, config.hash_max_resolution)
+    if config.kind == "dense":
+        return DenseGridEncoding(config.dense_resolution, config.dense_features)
+    raise ValueError(f"unknown field kind {config.kind!r}")
+
+
+def mlp(in_dim: int, hidden: int, layers: int, out_dim: int) -> nn.Sequential:
     mods: list[nn.Module] = []
     dim = in_dim
     for _ in range(layers):
@@ -102,17 +112,9 @@ class NeRFField(nn.Module):
     def __init__(self, config: FieldConfig) -> None:
         super().__init__()
         self.config = config
-        if config.kind == "hashgrid":
-            self.encoding: nn.Module = HashGridEncoding(
-                config.hash_levels, config.hash_features, config.hash_log2_table_size,
-                config.hash_base_resolution, config.hash_max_resolution,
-            )
-        elif config.kind == "dense":
-            self.encoding = DenseGridEncoding(config.dense_resolution, config.dense_features)
-        else:
-            raise ValueError(f"unknown field kind {config.kind!r}")
+        self.encoding = build_encoding(config)
         out_dim = 1 + 3 + (3 if config.normals == "predicted" else 0)
-        self.head = _mlp(self.encoding.output_dim, config.hidden_dim, config.hidden_layers, out_dim)
+        self.head = mlp(self.encoding.output_dim, config.hidden_dim, config.hidden_layers, out_dim)
 
     # -- pieces ------------------------------------------------------------------------------
     def blob(self, points: Tensor) -> Tensor:  # [N, 3] -> [N]

@@ -11,6 +11,7 @@ from ..cameras import CameraSamplerConfig
 from ..fields import FieldConfig
 from ..guidance import PriorConfig, PromptConfig
 from ..rendering import BackgroundConfig, RendererConfig
+from ..representations import SDFConfig
 
 
 @dataclass
@@ -92,6 +93,8 @@ class OutputConfig:
     """Mesh files to export."""
     mesh_resolution: int = 128
     """Marching-cubes grid resolution."""
+    mesh_faces: int = 50000
+    """Face budget of the exported mesh (quadric decimation; 0 keeps every marching-cubes face)."""
     video_frames: int = 48
     """Frames of the turntable video."""
     video_resolution: int = 128
@@ -139,8 +142,13 @@ class GenerateConfig:
     """The frozen diffusion prior."""
     prompting: PromptConfig = dc_field(default_factory=PromptConfig)
     """View-dependent prompts, negative prompt, Perp-Neg."""
+    geometry: str = "nerf"
+    """The 3D representation: nerf (density field) or sdf (signed distance, meshed at its zero
+    level set)."""
     field: FieldConfig = dc_field(default_factory=FieldConfig)
-    """The NeRF field (geometry + albedo)."""
+    """The field's encoding and MLP (both geometries); density options apply to nerf."""
+    sdf: SDFConfig = dc_field(default_factory=SDFConfig)
+    """The signed-distance geometry's own options (--geometry sdf)."""
     renderer: RendererConfig = dc_field(default_factory=RendererConfig)
     """Sampling, occupancy grid, compositing."""
     background: BackgroundConfig = dc_field(default_factory=lambda: BackgroundConfig(kind="fixed"))

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..cameras import sample_cameras
 from ..guidance import PromptProcessor, load_prior
-from ..rendering import build_renderer, save_nerf
+from ..representations import build_representation, load_weights, representation_class, save_representation
 from ..utils.checkpoint import load_checkpoint, save_checkpoint
 from ..utils.config import load_preset, save_config
 from ..utils.errors import UserError
@@ -50,7 +50,7 @@ class StepStats:
 
 
 class Generation:
-    """One prompt's optimisation: owns the renderer, prior, prompt embeddings and optimiser."""
+    """One prompt's optimisation: owns the 3D representation, prior, conditioning and optimiser."""
 
     def __init__(self, cfg: GenerateConfig, prompt: str, out: Path, prior=None):
         self.cfg = cfg
@@ -60,7 +60,7 @@ class Generation:
         self.prior = prior if prior is not None else load_prior(cfg.prior, device=self.device)
         self._build_guidance()
         torch.manual_seed(cfg.seed)
-        self.renderer = build_renderer(cfg.field, cfg.renderer, cfg.background).to(self.device)
+        self.representation = build_representation(cfg.geometry, cfg).to(self.device)
         self.optimizer = torch.optim.Adam(self._param_groups(), betas=cfg.optim.betas, eps=cfg.optim.eps)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.step = 0
@@ -85,37 +85,26 @@ class Generation:
 
     def _param_groups(self) -> list[dict]:
         o = self.cfg.optim
-        groups: dict[str, list] = {"encoding": [], "network": [], "background": []}
-        for name, param in self.renderer.named_parameters():
-            if name.startswith("background."):
-                groups["background"].append(param)
-            elif name.startswith("field.encoding."):
-                groups["encoding"].append(param)
-            else:
-                groups["network"].append(param)
-        lrs = {"encoding": o.lr, "network": o.lr_network, "background": o.lr_background}
-        return [{"params": ps, "lr": lrs.get(name, o.lr_network), "name": name, "base_lr": lrs.get(name, o.lr_network)}
-                for name, ps in groups.items() if ps]
+        groups = self.representation.param_groups(o.lr, o.lr_network, o.lr_background)
+        return [{**g, "base_lr": g["lr"]} for g in groups]
 
     # ------------------------------------------------------------------ checkpoints
-    def _modules(self) -> dict[str, torch.nn.Module]:
-        return {"renderer": self.renderer}
-
     def save(self, name: str = "latest") -> Path:
-        """Weights (``load_nerf`` format) plus ``trainer/`` (optimiser, RNG, step), staged in a
-        sibling folder and swapped in, so a kill at any moment leaves one complete checkpoint."""
+        """Weights (``load_representation`` format) plus ``trainer/`` (optimiser, RNG, step), staged
+        in a sibling folder and swapped in, so a kill at any moment leaves one complete checkpoint."""
         folder = self.out / "checkpoints" / name
         staging = folder.with_name(f".{name}.staging")
         if staging.exists():
             shutil.rmtree(staging)
-        save_nerf(staging, self.renderer, {"prompt": self.prompt, "step": self.step})
-        save_checkpoint(staging / "trainer", self._modules(), self.optimizer, {"run": self.generator},
+        save_representation(staging, self.representation, {"prompt": self.prompt, "step": self.step})
+        save_checkpoint(staging / "trainer", {}, self.optimizer, {"run": self.generator},
                         {"step": self.step, "prompt": self.prompt, "torch_rng": torch.get_rng_state().tolist(),
                          "history": self.history})
         return replace_folder(staging, folder)
 
     def load(self, folder: Path) -> None:
-        state = load_checkpoint(folder / "trainer", self._modules(), self.optimizer, {"run": self.generator})
+        load_weights(folder, self.representation)
+        state = load_checkpoint(folder / "trainer", {}, self.optimizer, {"run": self.generator})
         if state.get("prompt") != self.prompt:
             raise UserError(f"checkpoint {folder} is for prompt {state.get('prompt')!r}, not {self.prompt!r}")
         self.step = int(state["step"])
@@ -158,7 +147,7 @@ class Generation:
         lights = self._lights(cams.positions)
         shading = self._shading()
         t0 = time.perf_counter()
-        out = self.renderer.render(cams, shading=shading, light_positions=lights, ambient=cfg.shading.ambient)
+        out = self.representation.render(cams, shading=shading, light_positions=lights, ambient=cfg.shading.ambient)
         images = out["rgb"].permute(0, 3, 1, 2)  # [B,3,H,W]
         t1 = time.perf_counter()
         sds = self.guidance_loss(images, cams, az, el)
@@ -170,14 +159,14 @@ class Generation:
         loss_entropy = -(opacity * opacity.log() + (1 - opacity) * (1 - opacity).log()).mean()
         total = (sds.loss + l.orientation.at(self.step) * loss_orient + l.opacity.at(self.step) * loss_opacity
                  + l.entropy.at(self.step) * loss_entropy)
-        for term in self.extra_losses().values():
+        for term in (*self.representation.regularisers(out, self.step).values(), *self.extra_losses().values()):
             total = total + term
         self._set_lr()
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
         t3 = time.perf_counter()
-        self.renderer.update_occupancy(self.step)
+        self.representation.update(self.step)
         t4 = time.perf_counter()
         self.step += 1
         for k, dt in zip(self.timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
@@ -206,7 +195,7 @@ class Generation:
                     self.history.append({"step": self.step, "sds": stats.sds, "opacity": stats.opacity,
                                          "orientation": stats.orientation, "total": stats.total})
                 if cfg.output.preview_every and self.step % cfg.output.preview_every == 0:
-                    save_preview(self.renderer, self.out / "progress" / f"step_{self.step:06d}.png", cfg)
+                    save_preview(self.representation, self.out / "progress" / f"step_{self.step:06d}.png", cfg)
                 if self.step % cfg.output.checkpoint_every == 0 and self.step < cfg.steps:
                     self.save("latest")
         finally:
@@ -220,7 +209,7 @@ class Generation:
             raise KeyboardInterrupt
         self.save("final")
         t_export = time.time()
-        files = export_outputs(self.renderer, self.out, cfg)
+        files, figures = export_outputs(self.representation, self.out, cfg)
         export_time = time.time() - t_export
         metrics = {
             "prompt": self.prompt,
@@ -232,6 +221,9 @@ class Generation:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
             "outputs": files,
             "device": str(self.device),
+            "geometry": self.representation.kind,
+            **figures,
+            **self.representation.stats(),
         }
         write_json_atomic(self.out / "metrics.json", metrics)
         return metrics
@@ -291,6 +283,7 @@ def run(cfg: GenerateConfig) -> None:
         cfg = load_preset(GenerateConfig, str(resume / "config.yaml"), command="generate")
         cfg.resume, cfg.out = resume, resume
     prompts = _read_prompts(cfg)
+    representation_class(cfg.geometry)  # an unknown --geometry is an error before anything is written
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     multi = cfg.prompts_file is not None
     jobs = [(p, cfg.out / slugify(p) if multi else cfg.out) for p in prompts][rank::world]

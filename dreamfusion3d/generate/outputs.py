@@ -17,23 +17,45 @@ if TYPE_CHECKING:
 
 
 @torch.no_grad()
-def render_views(renderer, cameras, shading: str = "albedo", chunk: int = 4) -> np.ndarray:
-    """uint8 frames ``[N,H,W,3]`` (rendered in small batches to bound memory)."""
-    frames = []
+def render_views(renderer, cameras, shading: str = "albedo", chunk: int = 4, with_alpha: bool = False):
+    """uint8 frames ``[N,H,W,3]`` (rendered in small batches to bound memory); with ``with_alpha``
+    also the float opacity ``[N,H,W]``."""
+    frames, alphas = [], []
     for i in range(0, cameras.batch_size, chunk):
         cams = cameras[i : i + chunk]
         lights = cams.positions * 1.5
         out = renderer.render(cams, shading=shading, light_positions=lights, ambient=0.3)
         frames.append((out["rgb"].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
+        alphas.append(out["opacity"][..., 0].float().cpu().numpy())
+    if with_alpha:
+        return np.concatenate(frames), np.concatenate(alphas)
     return np.concatenate(frames)
 
 
-def turntable_frames(renderer, cfg: "GenerateConfig", shading: str = "lambertian") -> np.ndarray:
+def turntable_frames(renderer, cfg: "GenerateConfig", shading: str = "lambertian", with_alpha: bool = False):
     o = cfg.output
     radius = float(np.mean(cfg.cameras.radius_range))
     fov = float(np.mean(cfg.cameras.fov_range))
     cams = turntable_cameras(o.video_frames, o.video_elevation, radius, fov, o.video_resolution).to(cfg.device)
-    return render_views(renderer, cams, shading)
+    return render_views(renderer, cams, shading, with_alpha=with_alpha)
+
+
+def speckle_fraction(alpha: np.ndarray, margin_px: int = 2, visible: float = 0.05) -> np.ndarray:  # [N,H,W] -> [N]
+    """Per frame, the share of pixels with opacity > ``visible`` farther than ``margin_px`` from
+    the object's silhouette (opacity > 0.5): floaters and haze, which a clean object has none of."""
+    from scipy.ndimage import binary_dilation
+
+    out = []
+    for a in alpha:
+        near = binary_dilation(a > 0.5, iterations=margin_px) if (a > 0.5).any() else np.zeros_like(a, bool)
+        out.append(float(((a > visible) & ~near).mean()))
+    return np.asarray(out)
+
+
+def mesh_figures(mesh) -> dict:
+    """Face count, closedness and connected pieces of an exported mesh (for metrics.json)."""
+    return {"faces": int(len(mesh.faces)), "vertices": int(len(mesh.vertices)), "watertight": bool(mesh.is_watertight),
+            "components": int(len(mesh.split(only_watertight=False)))}
 
 
 def write_video(frames: np.ndarray, path: Path, fps: int) -> None:
@@ -58,26 +80,31 @@ def save_preview(renderer, path: Path, cfg: "GenerateConfig") -> None:
         iio.imwrite(tmp, np.concatenate(rows, axis=0))
 
 
-def export_outputs(renderer, out: Path, cfg: "GenerateConfig") -> list[str]:
-    """Meshes + turntable; returns the written file names."""
-    from ..export import extract_mesh, renderer_field_fns
+def export_outputs(renderer, out: Path, cfg: "GenerateConfig") -> tuple[list[str], dict]:
+    """Meshes + turntable; returns the written file names and the mesh / turntable figures."""
+    from ..export import extract_mesh
     from ..export.writers import export_all
     from ..utils.errors import UserError
 
     written: list[str] = []
+    figures: dict = {}
     o = cfg.output
     info("extracting the mesh")
     try:
-        density_fn, albedo_fn = renderer_field_fns(renderer)
-        mesh = extract_mesh(density_fn, -1.0, 1.0, o.mesh_resolution, "auto", color_fn=albedo_fn, device=cfg.device)
+        f = renderer.export_fields()
+        mesh = extract_mesh(f.field_fn, -1.0, 1.0, o.mesh_resolution, "auto", color_fn=f.color_fn,
+                            field_type=f.field_type, decimate_to=o.mesh_faces or None, device=cfg.device)
         written += [p.name for p in export_all(mesh, out, o.mesh_formats, name="mesh")]
+        figures["mesh"] = mesh_figures(mesh)
     except UserError as exc:  # an empty field: keep the video, say why there is no mesh
         warn(f"no mesh written: {exc}")
     info("rendering the turntable")
-    frames = turntable_frames(renderer, cfg)
+    frames, alpha = turntable_frames(renderer, cfg, with_alpha=True)
+    speckle = speckle_fraction(alpha)
+    figures["turntable"] = {"speckle_max": float(speckle.max()), "speckle_mean": float(speckle.mean())}
     write_video(frames, out / "turntable.mp4", o.video_fps)
     written.append("turntable.mp4")
     if o.gif:
         write_video(frames, out / "turntable.gif", o.video_fps)
         written.append("turntable.gif")
-    return written
+    return written, figures

@@ -1,13 +1,10 @@
-"""Rendering a NeRF field: occupancy-grid sampling, shading, background, nerfacc compositing,
-and checkpoints."""
+"""Volume rendering: occupancy-grid sampling, shading, background, nerfacc compositing."""
 
 from .background import Background, BackgroundConfig, build_background
-from .checkpoint import build_renderer, load_nerf, resolve_checkpoint, save_nerf
-from .renderer import NeRFRenderer, RendererConfig
+from .renderer import RendererConfig, VolumeRenderer
 from .sampler import RaySamples, march_cpu, march_cuda, occupied, ray_aabb_intersect
 
 __all__ = [
-    "Background", "BackgroundConfig", "NeRFRenderer", "RaySamples", "RendererConfig", "build_background",
-    "build_renderer", "load_nerf", "march_cpu", "march_cuda", "occupied", "ray_aabb_intersect", "resolve_checkpoint",
-    "save_nerf",
+    "Background", "BackgroundConfig", "RaySamples", "RendererConfig", "VolumeRenderer", "build_background",
+    "march_cpu", "march_cuda", "occupied", "ray_aabb_intersect",
 ]

@@ -1,6 +1,10 @@
-"""Volume rendering of a NeRF field: sampler (occupancy grid), shading, nerfacc compositing.
+"""Volume rendering of a field: sampler (occupancy grid), shading, nerfacc compositing.
 
-One interface for both devices: ``NeRFRenderer.render`` picks the sampler by the rays' device
+The field is anything with ``query(points, with_normals) -> (density, albedo, normals)`` and
+``density(points)``: a NeRF's density field, or an SDF turned into density (VolSDF). The 3D
+representations (:mod:`dreamfusion3d.representations`) build on this class.
+
+One interface for both devices: ``VolumeRenderer.render`` picks the sampler by the rays' device
 (CUDA: nerfacc's grid traversal; CPU: a fixed-step march that skips empty occupancy cells, see
 ``sampler.py``). Weights come from nerfacc's ``render_weight_from_density`` (packed on CUDA,
 batched on CPU) and every per-ray quantity from ``accumulate_along_rays``.
@@ -18,7 +22,6 @@ from nerfacc import OccGridEstimator, accumulate_along_rays, render_weight_from_
 from torch import Tensor, nn
 
 from ..cameras import Cameras
-from ..fields import NeRFField
 from .background import Background
 from .sampler import RaySamples, march_cpu, march_cuda
 
@@ -54,10 +57,10 @@ class RendererConfig:
     """Rays per chunk when rendering without gradients."""
 
 
-class NeRFRenderer(nn.Module):
-    """Renders a ``NeRFField`` with a ``Background``; owns the occupancy grid (nerfacc estimator)."""
+class VolumeRenderer(nn.Module):
+    """Renders a density field with a ``Background``; owns the occupancy grid (nerfacc estimator)."""
 
-    def __init__(self, config: RendererConfig, field: NeRFField, background: Background) -> None:
+    def __init__(self, config: RendererConfig, field: nn.Module, background: Background) -> None:
         super().__init__()
         self.config = config
         self.field = field

@@ -66,7 +66,7 @@ def test_interrupted_run_resumes(tmp_path, capsys, tiny_generate_preset):
     assert main(args[:-1]) == 0  # not quiet: show the stage lines
     captured = capsys.readouterr()
     assert "resumed at step 6" in captured.out + captured.err
-    trainer = json.loads((run / "checkpoints" / "final" / "nerf.json").read_text())
+    trainer = json.loads((run / "checkpoints" / "final" / "representation.json").read_text())
     assert trainer["extra"]["step"] == 6
 
 

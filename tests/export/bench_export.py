@@ -49,19 +49,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     set_quiet(True)
     from dreamfusion3d.fields import FieldConfig
-    from dreamfusion3d.rendering import BackgroundConfig, RendererConfig, build_renderer, save_nerf
+    from dreamfusion3d.rendering import BackgroundConfig, RendererConfig
+    from dreamfusion3d.representations import build_nerf, save_representation
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        renderer = build_renderer(FieldConfig(), RendererConfig(), BackgroundConfig())  # default hash grid
-        save_nerf(f"{tmp}/full/checkpoints/final", renderer)
+        renderer = build_nerf(FieldConfig(), RendererConfig(), BackgroundConfig())  # default hash grid
+        save_representation(f"{tmp}/full/checkpoints/final", renderer)
         cfg = ExportConfig(source=f"{tmp}/full", out=f"{tmp}/out1", resolution=args.resolution)
         timed(f"hashgrid NeRF, all {args.resolution}³ points, `export` glb+obj+ply", lambda: run(cfg))
         renderer.train()
         for step in range(0, 512, renderer.config.occupancy_update_every):
             renderer.update_occupancy(step)
         frac = renderer.occupied_fraction()
-        save_nerf(f"{tmp}/occ/checkpoints/final", renderer)
+        save_representation(f"{tmp}/occ/checkpoints/final", renderer)
         cfg = ExportConfig(source=f"{tmp}/occ", out=f"{tmp}/out2", resolution=args.resolution)
         timed(f"hashgrid NeRF, occupancy grid {frac:.0%} occupied, `export` glb+obj+ply", lambda: run(cfg))
 

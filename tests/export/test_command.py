@@ -48,13 +48,14 @@ def test_bad_input_is_one_line_and_overwrites_nothing(tmp_path, capsys):
 
 def _nerf_run(tmp_path, **field_kwargs):
     from dreamfusion3d.fields import FieldConfig
-    from dreamfusion3d.rendering import BackgroundConfig, RendererConfig, build_renderer, save_nerf
+    from dreamfusion3d.rendering import BackgroundConfig, RendererConfig
+    from dreamfusion3d.representations import build_nerf, save_representation
 
     torch.manual_seed(0)
     field = FieldConfig(kind="dense", dense_resolution=16, dense_features=4, hidden_dim=16, **field_kwargs)
-    renderer = build_renderer(field, RendererConfig(), BackgroundConfig())
+    renderer = build_nerf(field, RendererConfig(), BackgroundConfig())
     run = tmp_path / "run"
-    save_nerf(run / "checkpoints" / "final", renderer, {"prompt": "a test blob"})
+    save_representation(run / "checkpoints" / "final", renderer, {"prompt": "a test blob"})
     return run, renderer
 
 
@@ -99,12 +100,11 @@ def test_world_cube_matches_its_analytic_box():
 
 
 def test_occupancy_grid_masks_density_like_the_renderer(tmp_path):
-    from dreamfusion3d.export import renderer_field_fns
 
     _, renderer = _nerf_run(tmp_path)
     renderer.estimator.binaries.zero_()
     renderer.estimator.binaries[0, :16] = True  # only the x < 0 half is occupied (32 cells per side)
-    density_fn, _ = renderer_field_fns(renderer)
+    density_fn = renderer.export_fields().field_fn
     points = torch.tensor([[-0.3, 0.0, 0.0], [0.3, 0.0, 0.0]])
     with torch.no_grad():
         sigma, raw = density_fn(points), renderer.field.density(points)

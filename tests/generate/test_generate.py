@@ -81,6 +81,8 @@ def test_short_run_writes_every_output(tmp_path, tiny_prior):
     assert len(frames) == 3 and frames[0].shape[:2] == (16, 16)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 6 and metrics["peak_rss_mb"] > 0
+    assert metrics["mesh"]["faces"] == len(mesh.faces) and metrics["mesh"]["components"] == 1
+    assert 0.0 <= metrics["turntable"]["speckle_max"] < 1.0
     assert set(metrics["stage_seconds"]) >= {"render", "prior", "backward"}
     # the resolved config is a valid preset for the same command
     assert main(["generate", "--config", str(out / "config.yaml"), "--out", str(tmp_path / "again"),
@@ -88,14 +90,16 @@ def test_short_run_writes_every_output(tmp_path, tiny_prior):
 
 
 @pytest.mark.slow
-def test_kill_9_then_resume_matches_uninterrupted(tmp_path, tiny_prior):
+@pytest.mark.parametrize("geometry", ["nerf", "sdf"])
+def test_kill_9_then_resume_matches_uninterrupted(tmp_path, tiny_prior, geometry):
     steps = 40
     ref = tmp_path / "ref"
-    assert main(tiny_args(tiny_prior, ref, steps)) == 0
+    assert main(tiny_args(tiny_prior, ref, steps) + ["--geometry", geometry]) == 0
 
     run = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DREAMFUSION3D_THREADS": "1"}
-    cmd = [sys.executable, "-m", "dreamfusion3d", *tiny_args(tiny_prior, run, steps), "--num-threads", "1"]
+    cmd = [sys.executable, "-m", "dreamfusion3d", *tiny_args(tiny_prior, run, steps), "--geometry", geometry,
+           "--num-threads", "1"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = run / "checkpoints" / "latest" / "trainer" / "state.json"
     deadline = time.time() + 240
@@ -115,4 +119,5 @@ def test_kill_9_then_resume_matches_uninterrupted(tmp_path, tiny_prior):
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=f"tensor {k} differs")
     # and the untrained initial field is not what came out (the run did optimise)
-    assert json.loads((run / "metrics.json").read_text())["steps"] == steps
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == steps and metrics["geometry"] == geometry

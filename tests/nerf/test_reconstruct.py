@@ -5,7 +5,7 @@ import json
 import pytest
 
 from dreamfusion3d.cli import main
-from dreamfusion3d.rendering import load_nerf
+from dreamfusion3d.representations import load_representation
 
 
 @pytest.mark.slow
@@ -25,7 +25,7 @@ def test_reconstruct_tiny_object_end_to_end(tmp_path):
     assert metrics["eval_sample_fraction"] < 0.6  # the occupancy grid skipped empty space
     assert len(list((out / "renders").glob("test_*.png"))) == metrics["test_views"]
     assert (out / "config.yaml").is_file()
-    renderer, extra = load_nerf(out)
+    renderer, extra = load_representation(out)
     assert extra["step"] == 400
     # A second run into the same folder refuses to overwrite the results.
     assert main(args) == 2

@@ -9,7 +9,8 @@ import torch
 
 from dreamfusion3d.cameras import orbit_cameras
 from dreamfusion3d.fields import FieldConfig, NeRFField
-from dreamfusion3d.rendering import BackgroundConfig, NeRFRenderer, RendererConfig, build_renderer
+from dreamfusion3d.rendering import BackgroundConfig, RendererConfig, VolumeRenderer
+from dreamfusion3d.representations import build_nerf
 from dreamfusion3d.rendering.background import build_background
 from tests.conftest import requires_cuda
 
@@ -71,9 +72,9 @@ def dense_reference(field, origins, dirs, step, background):
     return np.array(rgb_out), np.array(alpha_out)
 
 
-def _renderer(field, **cfg) -> NeRFRenderer:
+def _renderer(field, **cfg) -> VolumeRenderer:
     bg = build_background(BackgroundConfig(kind="fixed", color=(0.2, 0.4, 0.6)))
-    return NeRFRenderer(RendererConfig(**cfg), field, bg).eval()
+    return VolumeRenderer(RendererConfig(**cfg), field, bg).eval()
 
 
 def test_cpu_sampler_and_compositing_match_dense_reference():
@@ -118,7 +119,7 @@ def test_transmittance_through_constant_slab():
 @pytest.mark.parametrize("shading", ["albedo", "lambertian"])
 def test_gradients_reach_every_parameter(kind, shading):
     field = NeRFField(FieldConfig(kind=kind, normals="analytic" if shading == "lambertian" else "finite_difference"))
-    renderer = NeRFRenderer(RendererConfig(num_steps=48), field, build_background(BackgroundConfig(kind="mlp"))).train()
+    renderer = VolumeRenderer(RendererConfig(num_steps=48), field, build_background(BackgroundConfig(kind="mlp"))).train()
     cams = orbit_cameras([0.0, 120.0], [15.0, 30.0], 2.5, 40.0, 16)
     out = renderer.render(cams, shading=shading, light_positions=torch.tensor([[3.0, 1.0, 2.0], [0.0, 3.0, 1.0]]))
     loss = (out["rgb"] - 0.3).square().mean() + out["depth"].mean() + out["orientation_loss"]
@@ -151,7 +152,7 @@ def test_lambertian_and_textureless_shading():
 
 def test_occupancy_grid_skips_empty_space():
     cfg = FieldConfig(blob_density=16.0, blob_radius=0.25, density_shift=-8.0)  # clear empty space
-    renderer = build_renderer(cfg, RendererConfig(num_steps=96, occupancy_resolution=32), BackgroundConfig(kind="fixed"))
+    renderer = build_nerf(cfg, RendererConfig(num_steps=96, occupancy_resolution=32), BackgroundConfig(kind="fixed"))
     renderer.train()
     renderer.update_occupancy(0)  # warm-up: every cell evaluated
     cams = orbit_cameras([30.0, 150.0], [20.0, -5.0], 2.5, 40.0, 24)
@@ -170,11 +171,11 @@ def test_occupancy_grid_skips_empty_space():
 @requires_cuda
 def test_cuda_sampler_matches_cpu_sampler():
     field = _random_field(radius=0.7)
-    cpu = NeRFRenderer(RendererConfig(num_steps=96, occupancy_resolution=32, early_stop_eps=0.0), field,
+    cpu = VolumeRenderer(RendererConfig(num_steps=96, occupancy_resolution=32, early_stop_eps=0.0), field,
                        build_background(BackgroundConfig(kind="fixed"))).train()
     cpu.update_occupancy(0)
     cpu.eval()
-    gpu = NeRFRenderer(RendererConfig(num_steps=96, occupancy_resolution=32, early_stop_eps=0.0), _random_field(),
+    gpu = VolumeRenderer(RendererConfig(num_steps=96, occupancy_resolution=32, early_stop_eps=0.0), _random_field(),
                        build_background(BackgroundConfig(kind="fixed")))
     gpu.load_state_dict(cpu.state_dict())
     gpu = gpu.cuda().eval()

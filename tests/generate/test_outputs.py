@@ -1,0 +1,27 @@
+"""Figures a generate run writes about its outputs: turntable speckle and mesh figures."""
+
+import numpy as np
+import trimesh
+
+from dreamfusion3d.generate.outputs import mesh_figures, speckle_fraction
+
+
+def test_speckle_counts_only_visible_pixels_away_from_the_silhouette():
+    h = w = 40
+    yy, xx = np.mgrid[:h, :w]
+    alpha = np.where((yy - 20) ** 2 + (xx - 20) ** 2 <= 64, 1.0, 0.0)
+    alpha[20, 29] = 0.3  # a soft edge pixel right next to the silhouette: not speckle
+    clean = speckle_fraction(alpha[None])
+    assert clean[0] == 0.0
+    alpha[2, 2] = 0.5  # a floater far from the object
+    alpha[37, 5] = 0.04  # too faint to see
+    assert speckle_fraction(alpha[None])[0] == 1.0 / (h * w)
+    assert speckle_fraction(np.zeros((2, h, w))).tolist() == [0.0, 0.0]
+
+
+def test_mesh_figures_count_pieces():
+    one = trimesh.creation.icosphere(subdivisions=2)
+    two = trimesh.util.concatenate([one, trimesh.creation.box().apply_translation([3, 0, 0])])
+    f1, f2 = mesh_figures(one), mesh_figures(two)
+    assert f1["faces"] == len(one.faces) and f1["watertight"] and f1["components"] == 1
+    assert f2["components"] == 2
