@@ -219,6 +219,32 @@ def decimate(mesh: trimesh.Trimesh, face_count: int) -> trimesh.Trimesh:
     return out
 
 
+def _within_budget(mesh: trimesh.Trimesh, faces: int, grid: np.ndarray, field_type: FieldType,
+                   threshold: float | str, lo: np.ndarray, hi: np.ndarray, largest_component: bool) -> trimesh.Trimesh:
+    """At most ``faces`` faces, keeping a closed mesh closed: quadric decimation first; where that
+    opens holes or splits the surface, marching cubes again on a coarser resampling of the grid
+    (its face count falls with the square of the resolution)."""
+    closed, pieces = mesh.is_watertight, len(mesh.split(only_watertight=False))
+    out = decimate(mesh, faces)
+    out = keep_largest_component(out) if largest_component else out
+    if len(out.faces) <= faces and (not closed or out.is_watertight) and len(out.split(only_watertight=False)) <= pieces:
+        return out
+    from scipy.ndimage import zoom
+
+    factor = math.sqrt(faces / len(mesh.faces))
+    for _ in range(6):
+        factor *= 0.9
+        coarse = zoom(grid, factor, order=1)
+        spacing = (hi - lo) / (coarse.shape[0] - 1)
+        g, level = _inside_up(coarse, field_type, threshold, spacing)
+        out = marching_cubes_mesh(g, level, lo, hi, field_type)
+        out = keep_largest_component(out) if largest_component else out
+        if len(out.faces) <= faces:
+            info(f"decimation would open the surface: meshed at {coarse.shape[0]}³ instead ({len(out.faces)} faces)")
+            return out
+    raise UserError(f"could not bring the mesh below {faces} faces")
+
+
 @torch.no_grad()
 def vertex_colors(
     color_fn: ColorFn, vertices: np.ndarray, chunk_size: int = 131072,
@@ -275,8 +301,8 @@ def extract_mesh(
     mesh = marching_cubes_mesh(g, level, lo, hi, field_type)
     if largest_component:
         mesh = keep_largest_component(mesh)
-    if decimate_to is not None:
-        mesh = decimate(mesh, decimate_to)
+    if decimate_to is not None and len(mesh.faces) > decimate_to:
+        mesh = _within_budget(mesh, decimate_to, grid, field_type, threshold, lo, hi, largest_component)
     mesh = orient_outward(mesh)
     if color_fn is not None:
         mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=vertex_colors(color_fn, mesh.vertices, chunk_size, device))

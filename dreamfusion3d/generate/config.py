@@ -138,14 +138,14 @@ class GenerateConfig:
     """Torch device (cuda for GPUs)."""
     num_threads: int = 0
     """torch CPU threads (0: torch's default)."""
-    prior: PriorConfig = dc_field(default_factory=PriorConfig)
+    prior: PriorConfig = dc_field(default_factory=lambda: PriorConfig(t_anneal="linear"))
     """The frozen diffusion prior."""
     prompting: PromptConfig = dc_field(default_factory=PromptConfig)
     """View-dependent prompts, negative prompt, Perp-Neg."""
-    geometry: str = "nerf"
+    geometry: str = "sdf"
     """The 3D representation: nerf (density field) or sdf (signed distance, meshed at its zero
     level set)."""
-    field: FieldConfig = dc_field(default_factory=FieldConfig)
+    field: FieldConfig = dc_field(default_factory=lambda: FieldConfig(dense_resolution=32))
     """The field's encoding and MLP (both geometries); density options apply to nerf."""
     sdf: SDFConfig = dc_field(default_factory=SDFConfig)
     """The signed-distance geometry's own options (--geometry sdf)."""

@@ -178,3 +178,18 @@ def test_mesh_is_a_trimesh_in_the_world_frame():
     mesh = extract_mesh(sphere_sdf((0, 0, 0.3), 0.3), resolution=48, field_type="sdf")
     assert isinstance(mesh, trimesh.Trimesh)
     assert mesh.centroid == pytest.approx([0, 0, 0.3], abs=0.01)
+
+
+def test_face_budget_keeps_a_bumpy_closed_surface_closed_and_whole():
+    """A bumpy sphere (like an SDS-trained SDF) meshed at 128³ exceeds 20k faces; the budgeted
+    mesh has at most 20k, is still closed, one piece, and still the sphere."""
+    def sdf(p: torch.Tensor) -> torch.Tensor:
+        bumps = 0.02 * torch.sin(40 * p[:, 0]) * torch.sin(40 * p[:, 1]) * torch.sin(40 * p[:, 2])
+        return p.norm(dim=-1) - 0.5 + bumps
+
+    full = extract_mesh(sdf, -1.0, 1.0, 128, field_type="sdf")
+    assert len(full.faces) > 20000
+    mesh = extract_mesh(sdf, -1.0, 1.0, 128, field_type="sdf", decimate_to=20000)
+    assert len(mesh.faces) <= 20000 and mesh.is_watertight and len(mesh.split(only_watertight=False)) == 1
+    radii = np.linalg.norm(mesh.vertices, axis=1)
+    assert abs(float(np.median(radii)) - 0.5) < 0.03

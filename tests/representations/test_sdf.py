@@ -110,3 +110,26 @@ def test_export_is_within_one_voxel_of_the_zero_level_set():
     assert np.abs(radii - RADIUS).max() < voxel
     assert mesh.is_watertight
     assert mesh.volume == pytest.approx(4.0 / 3.0 * math.pi * RADIUS**3, rel=0.03)
+
+
+def test_smoothness_term_is_zero_on_a_plane_and_positive_on_a_bumpy_surface():
+    geo = sphere()
+    c = geo.field.sdf_config
+    c.eikonal_weight, c.smoothness_weight, c.eikonal_points = 0.0, 1.0, 4000
+    geo.field._sdf = lambda raw, p: p[:, 2] - 0.1 + 0.0 * raw[:, 0]  # a plane: normals constant
+    terms = geo.regularisers({}, step=0)
+    assert set(terms) == {"smoothness"} and float(terms["smoothness"]) < 1e-10
+    geo.field._sdf = lambda raw, p: p[:, 2] - 0.1 + 0.05 * torch.sin(60 * p[:, 0]) + 0.0 * raw[:, 0]
+    assert float(geo.regularisers({}, step=0)["smoothness"]) > 1e-3
+
+
+def test_grid_total_variation_matches_brute_force():
+    from dreamfusion3d.representations.sdf import grid_tv
+
+    g = torch.randn(1, 2, 3, 4, 5)
+    brute = 0.0
+    for axis in (2, 3, 4):
+        a = g.movedim(axis, -1)
+        brute += float(((a[..., 1:] - a[..., :-1]) ** 2).mean())
+    assert float(grid_tv(g)) == pytest.approx(brute, rel=1e-6)
+    assert float(grid_tv(torch.ones(1, 2, 3, 4, 5))) == 0.0

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...fields import FieldConfig, FieldOutput, build_encoding, mlp
@@ -40,13 +41,26 @@ class SDFConfig:
     eikonal_weight: float = 0.1
     """Weight of the eikonal term (|∇d| − 1)²."""
     eikonal_points: int = 4096
-    """Random points of the box the eikonal term is evaluated at per step."""
+    """Random points of the box the eikonal and smoothness terms are evaluated at per step."""
+    smoothness_weight: float = 0.0
+    """Weight of the normal-smoothness term: ‖n(x) − n(x + δ)‖² near the surface (weighted by
+    exp(−|d(x)| / 0.1)), δ ~ N(0, smoothness_radius²) — irons out the bumps SDS noise leaves."""
+    smoothness_radius: float = 0.02
+    """Scale of the offset δ of the smoothness term (scene units)."""
+    grid_tv_weight: float = 0.0
+    """Weight of the total variation (mean squared difference of neighbouring voxels) of a dense
+    feature grid: damps the voxel-scale bumps that the prior, at 32 px, cannot see."""
 
 
 def laplace_density(d: Tensor, beta: Tensor) -> Tensor:
     """VolSDF: σ = Ψ_β(−d) / β with Ψ_β the CDF of a zero-mean Laplace distribution of scale β."""
     e = torch.exp(-d.abs() / beta)
     return torch.where(d > 0, 0.5 * e, 1.0 - 0.5 * e) / beta
+
+
+def grid_tv(grid: Tensor) -> Tensor:  # [1, F, D, H, W] -> []
+    """Mean squared difference between neighbouring voxels, over the three axes."""
+    return sum((grid.diff(dim=d).square().mean() for d in (2, 3, 4)), grid.new_zeros(()))
 
 
 class SDFField(nn.Module):
@@ -136,11 +150,24 @@ class SDFGeometry(VolumeRenderer, Representation):
 
     def regularisers(self, out: dict[str, Any], step: int) -> dict[str, Tensor]:
         c = self.field.sdf_config
-        if c.eikonal_weight <= 0 or c.eikonal_points <= 0:
+        if c.eikonal_points <= 0 or (c.eikonal_weight <= 0 and c.smoothness_weight <= 0 and c.grid_tv_weight <= 0):
             return {}
         device = self.field.beta.device
         points = torch.rand(c.eikonal_points, 3, device=device) * 2.0 - 1.0
-        return {"eikonal": c.eikonal_weight * self.eikonal(points)}
+        d, grad, _ = self.field.sdf_and_gradient(points, create_graph=True)
+        terms = {}
+        if c.eikonal_weight > 0:
+            terms["eikonal"] = c.eikonal_weight * (grad.norm(dim=-1) - 1.0).square().mean()
+        if c.smoothness_weight > 0:
+            near = points + c.smoothness_radius * torch.randn(points.shape, device=device)
+            _, grad_near, _ = self.field.sdf_and_gradient(near, create_graph=True)
+            diff = (F.normalize(grad, dim=-1) - F.normalize(grad_near, dim=-1)).square().sum(-1)
+            weight = torch.exp(-d.detach().abs() / 0.1)
+            terms["smoothness"] = c.smoothness_weight * (weight * diff).sum() / weight.sum().clamp_min(1e-8)
+        grid = getattr(self.field.encoding, "grid", None)
+        if c.grid_tv_weight > 0 and grid is not None:
+            terms["grid_tv"] = c.grid_tv_weight * grid_tv(grid)
+        return terms
 
     def export_fields(self) -> ExportFields:
         return ExportFields(self.field.sdf, self.field.albedo, "sdf")
