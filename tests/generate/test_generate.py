@@ -84,9 +84,14 @@ def test_short_run_writes_every_output(tmp_path, tiny_prior):
     assert metrics["mesh"]["faces"] == len(mesh.faces) and metrics["mesh"]["components"] == 1
     assert 0.0 <= metrics["turntable"]["speckle_max"] < 1.0
     assert set(metrics["stage_seconds"]) >= {"render", "prior", "backward"}
-    # the resolved config is a valid preset for the same command
-    assert main(["generate", "--config", str(out / "config.yaml"), "--out", str(tmp_path / "again"),
-                 "--steps", "0", "--quiet"]) == 0
+    # the resolved config is a valid preset for the same command (and passes its checks)
+    from dreamfusion3d.generate.config import GenerateConfig
+    from dreamfusion3d.utils.config import load_preset
+    from dreamfusion3d.utils.validate import validate_config
+
+    again = load_preset(GenerateConfig, str(out / "config.yaml"), command="generate")
+    validate_config("generate", again)
+    assert again.steps == 6 and again.prior.model == str(tiny_prior)
 
 
 @pytest.mark.slow
