@@ -108,8 +108,8 @@ def check_ranges(command: str, cfg: Any) -> None:
     for path, (lo, hi) in rules.items():
         for number in _numbers(leaves.get(path)):
             if not lo <= number <= hi:
-                bound = f">= {lo:g}" if hi in (INF, None) else f"in [{lo:g}, {hi:g}]"
-                raise UserError(f"--{path} must be {bound}, got {number:g}")
+                bound = f"be >= {lo:g}" if hi in (INF, None) else f"lie in [{lo:g}, {hi:g}]"
+                raise UserError(f"--{path} must {bound}, got {number:g}")
 
 
 def validate_config(command: str, cfg: Any) -> None:
