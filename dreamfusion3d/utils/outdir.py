@@ -176,5 +176,5 @@ def _aside(out: Path, created: list[Path], started: Callable[[Path], bool] | Non
 
 
 def has_checkpoint(folder: Path) -> bool:
-    """``started`` for runs that write ``checkpoints/latest`` (in the folder or one level down)."""
-    return any(folder.glob("checkpoints/latest*")) or any(folder.glob("*/checkpoints/latest*"))
+    """``started`` for runs that write ``checkpoints/latest`` (in the folder or up to two levels down)."""
+    return any(any(folder.glob(f"{sub}checkpoints/latest*")) for sub in ("", "*/", "*/*/"))
