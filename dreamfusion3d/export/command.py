@@ -14,8 +14,8 @@ import tyro
 from ..utils.config import save_config
 from ..utils.errors import UserError
 from ..utils.io import write_json_atomic
-from ..utils.outdir import check_output_folder, output_folder
 from ..utils.logging import info
+from ..utils.outdir import check_output_folder, output_folder
 from .extract import ColorFn, FieldFn, FieldType, _parse_threshold, extract_mesh
 from .writers import mesh_files, write_files
 

@@ -13,8 +13,8 @@ import torch
 from ..utils.config import save_config
 from ..utils.errors import UserError
 from ..utils.io import atomic_path
-from ..utils.outdir import check_output_folder, output_folder
 from ..utils.logging import info
+from ..utils.outdir import check_output_folder, output_folder
 from . import load_prior
 from .config import PriorConfig
 from .prompts import view_prompt

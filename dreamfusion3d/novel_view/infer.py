@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from ..utils.config import save_config
 from ..utils.errors import UserError
 from ..utils.io import atomic_path, write_json_atomic
+from ..utils.logging import info, warn
 from ..utils.outdir import check_output_folder, output_folder
 from ..utils.validate import check_model_folder
-from ..utils.logging import info, warn
 from .images import centre_object, read_image
 from .model import NovelViewModel
 from .sampling import GUIDANCE_SCALE, INPUT_WEIGHT, generation_order, sample_views

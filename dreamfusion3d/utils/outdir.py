@@ -45,10 +45,17 @@ def is_empty(folder: Path) -> bool:
 
 
 def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False, resume: bool | None = None,
-                        flag: str = "--out") -> Path:
+                        owns: tuple[str, ...] = (), flag: str = "--out") -> Path:
     """Refuse a path that cannot become this run's folder; writes nothing. ``resume=None``: the
-    command has no --resume (the hint then only names --overwrite)."""
+    command has no --resume (the hint then only names --overwrite). ``owns``: the command writes
+    only these names into a folder that may hold other things (then only they count)."""
     out = Path(out)
+    if owns and out.is_dir():
+        taken = [name for name in owns if (out / name).exists()]
+        if taken and not overwrite:
+            raise UserError(f"{flag} {out} already holds {taken[0]}: pass --overwrite to replace it "
+                            f"(or choose another {flag})")
+        return out
     if out.exists() and not out.is_dir():
         raise UserError(f"{flag} {out} exists and is not a folder")
     if resume:
@@ -107,20 +114,24 @@ def _clear(folder: Path) -> None:
 @contextmanager
 def output_folder(out: str | os.PathLike, *, overwrite: bool = False, resume: bool | None = None,
                   staged: bool = False, started: Callable[[Path], bool] | None = None,
-                  lock: bool = True, flag: str = "--out") -> Iterator[Path]:
-    """Check, lock and prepare ``out``; yield the folder to write into (see the module notes)."""
+                  owns: tuple[str, ...] = (), lock: bool = True, flag: str = "--out") -> Iterator[Path]:
+    """Check, lock and prepare ``out``; yield the folder to write into (see the module notes).
+    With ``owns`` the command writes into a staging folder whose entries are moved into ``out``
+    (next to whatever else it holds) when the command succeeds."""
     out = Path(out)
-    check_output_folder(out, overwrite=overwrite, resume=resume, flag=flag)
+    check_output_folder(out, overwrite=overwrite, resume=resume, owns=owns, flag=flag)
     created = _missing_ancestors(out)
     holder = FolderLock(out) if lock else None
     if holder is not None:
         holder.acquire()  # creates missing parents for the lock file
         if holder.stale_owner:
             info(f"took over the lock of {out} left by PID {holder.stale_owner} (no longer running)")
-        check_output_folder(out, overwrite=overwrite, resume=resume, flag=flag)  # filled meanwhile?
+        check_output_folder(out, overwrite=overwrite, resume=resume, owns=owns, flag=flag)  # filled meanwhile?
     try:
         if resume:
             yield out
+        elif owns:
+            yield from _staged(out, created, merge=True)
         elif staged:
             yield from _staged(out, created)
         else:
@@ -133,12 +144,19 @@ def output_folder(out: str | os.PathLike, *, overwrite: bool = False, resume: bo
                 _rmdir_if_empty(folder)
 
 
-def _staged(out: Path, created: list[Path]) -> Iterator[Path]:
+def _staged(out: Path, created: list[Path], merge: bool = False) -> Iterator[Path]:
     parent = out.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=parent))
     try:
         yield staging
+        if merge and out.is_dir():  # each entry replaces its namesake, the rest of out stays
+            for entry in sorted(staging.iterdir()):
+                if entry.is_dir():
+                    replace_folder(entry, out / entry.name)
+                else:
+                    os.replace(entry, out / entry.name)
+            return
         if out.is_dir() and is_empty(out):
             out.rmdir()
         replace_folder(staging, out)

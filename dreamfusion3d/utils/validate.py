@@ -64,8 +64,8 @@ RANGES: dict[str, dict[str, tuple[float, float]]] = {
                             "grid-objects": (0, 10**6)},
     "evaluate": {"steps": (1, 10**7), "views": (1, 10**4), "view-resolution": (8, 4096),
                  "geometry-resolution": (8, 1024), "num-threads": (0, 4096)},
-    "bench": {"repeats": (1, 10**5), "warmup": (0, 10**5), "resolutions": (1, 8192), "samples-per-ray": (1, 8192),
-              "matmul-size": (1, 65536), "num-threads": (0, 4096)},
+    "bench": {"repeats": (1, 10**5), "warmup": (0, 10**5), "resolutions": (8, 8192), "samples-per-ray": (2, 8192),
+              "matmul-size": (16, 65536), "num-threads": (0, 4096)},
 }
 
 

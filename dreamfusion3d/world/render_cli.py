@@ -12,9 +12,9 @@ import torch
 from ..cameras import Cameras, orbit_cameras
 from ..utils.config import save_config
 from ..utils.errors import UserError
-from ..utils.outdir import check_output_folder, output_folder
 from ..utils.io import atomic_path
 from ..utils.logging import info, progress
+from ..utils.outdir import check_output_folder, output_folder
 from .captions import PARA_COLORS, PARA_SHAPES, PARA_SIZES, caption, vocabulary
 from .images import contact_sheet, save_png, to_uint8
 from .mesh import load_mesh_asset, render_mesh
