@@ -49,9 +49,7 @@ class FolderLock:
             except BlockingIOError:
                 owner = _read_pid(fd)
                 os.close(fd)
-                who = f"PID {owner}" if owner else "another process"
-                raise UserError(f"{self.folder} is in use by another dreamfusion3d run ({who}); "
-                                "wait for it to finish or choose another --out") from None
+                raise self._in_use(owner) from None
             # The previous holder unlinks the file on release: make sure we locked the file that
             # is at the path now, not an unlinked one (else two processes could both "hold" it).
             try:
@@ -68,6 +66,26 @@ class FolderLock:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self
+
+    def check_free(self) -> None:
+        """Raise the "in use" error now if another process holds the lock (takes nothing)."""
+        if not self.path.is_file():
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise self._in_use(_read_pid(fd)) from None
+        finally:
+            os.close(fd)  # drops the probe's lock, if it got one
+
+    def _in_use(self, owner: int | None) -> UserError:
+        who = f"PID {owner}" if owner else "another process"
+        return UserError(f"{self.folder} is in use by another dreamfusion3d run ({who}); "
+                         "wait for it to finish or choose another --out")
 
     def release(self) -> None:
         if self._fd is None:

@@ -45,11 +45,13 @@ def is_empty(folder: Path) -> bool:
 
 
 def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False, resume: bool | None = None,
-                        owns: tuple[str, ...] = (), flag: str = "--out") -> Path:
+                        owns: tuple[str, ...] = (), flag: str = "--out", _locked: bool = False) -> Path:
     """Refuse a path that cannot become this run's folder; writes nothing. ``resume=None``: the
     command has no --resume (the hint then only names --overwrite). ``owns``: the command writes
     only these names into a folder that may hold other things (then only they count)."""
     out = Path(out)
+    if not _locked:
+        FolderLock(out).check_free()  # a running command's folder: refused before any work
     if owns and out.is_dir():
         taken = [name for name in owns if (out / name).exists()]
         if taken and not overwrite:
@@ -126,7 +128,8 @@ def output_folder(out: str | os.PathLike, *, overwrite: bool = False, resume: bo
         holder.acquire()  # creates missing parents for the lock file
         if holder.stale_owner:
             info(f"took over the lock of {out} left by PID {holder.stale_owner} (no longer running)")
-        check_output_folder(out, overwrite=overwrite, resume=resume, owns=owns, flag=flag)  # filled meanwhile?
+        # filled by another process meanwhile?
+        check_output_folder(out, overwrite=overwrite, resume=resume, owns=owns, flag=flag, _locked=True)
     try:
         if resume:
             yield out
