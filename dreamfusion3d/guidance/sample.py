@@ -92,8 +92,8 @@ def run(config: SampleConfig) -> None:
         raise UserError("num_images, steps and batch_size must be at least 1")
     check_output_folder(config.out, overwrite=config.overwrite)
     device = resolve_device(config.device)
-    info(f"loading prior {config.prior.kind} on {device}")
     prior = load_prior(config.prior, device)
+    info(f"loaded prior {config.prior.kind} on {device}")
     prompt = config.prompt if config.view == "none" else view_prompt(config.prompt, config.view)
     info(f"sampling {config.num_images} image(s) of {prompt!r} ({config.sampler}, {config.steps} steps, "
          f"guidance {config.guidance_scale})")

@@ -233,10 +233,9 @@ def run(cfg: TrainNovelViewConfig) -> None:
     if cfg.resume and not latest.exists():
         raise UserError(f"--resume given but {latest} does not exist")
     check_output_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    if cfg.init_from is not None:
+        check_model_folder(cfg.init_from, "--init-from")
     world_dataset_api()[1](cfg.data, "train")  # the dataset's split list, before anything is written
-    for option, folder in (("--init-from", cfg.init_from),):
-        if folder is not None:
-            check_model_folder(folder, option)
     if not 0.0 <= cfg.cond_dropout < 1.0:
         raise UserError(f"--cond-dropout must be in [0, 1), got {cfg.cond_dropout}")
     if cfg.batch_size < 1 or cfg.steps < 0:

@@ -224,6 +224,7 @@ def run(config: MakeDatasetConfig) -> None:
     import time
 
     start = time.perf_counter()
+    _check_config(config)  # before the first stage line
     torch.set_num_threads(max(1, config.threads))
     info(f"rendering {config.num_objects} objects + {len(config.meshes)} meshes, "
          f"{config.views}+{config.val_views}+{config.test_views} views at {config.resolution} px")
