@@ -56,9 +56,11 @@ def validate_generate(cfg: GenerateConfig) -> list[str]:
     lo, hi = cfg.shading.light_distance_range
     if not 0 < lo <= hi:
         raise UserError(f"--shading.light-distance-range must be 0 < near <= far, got {lo:g} {hi:g}")
+    if p.model is not None and p.kind == "bundled" and not Path(p.model).expanduser().exists():
+        raise UserError(f"--prior.model {p.model}: no such model folder")
     for option, value in (("--prior.model", p.model), ("--prior.text-encoder", p.text_encoder)):
         if value is not None and p.kind != "exact":
-            check_model_folder(Path(value).expanduser(), f"{option}")
+            check_model_folder(Path(value).expanduser(), option)
     if p.kind == "exact" and p.model is not None and not Path(p.model).is_dir():
         raise UserError(f"--prior.model {p.model}: no such folder of images")
     check_memory(estimate_step_bytes(cfg), f"--batch-size {cfg.batch_size} at --resolution {cfg.resolution}",

@@ -30,7 +30,7 @@ BAD_GENERATE = [
     ("mesh-resolution-0", ["--output.mesh-resolution", "0"], "--output.mesh-resolution must"),
     ("checkpoint-every-0", ["--output.checkpoint-every", "0"], "--output.checkpoint-every must"),
     ("too-big-for-memory", ["--resolution", "4096", "--batch-size", "1024"], "GiB but this machine has"),
-    ("prior-missing", ["--prior.model", "{tmp}/no-such-prior"], "no-such-prior"),
+    ("prior-missing", ["--prior.model", "{tmp}/no-such-prior"], "no such model folder"),
     ("text-encoder-pickle-only", ["--prior.text-encoder", "{pickle}"], "holds only pickled weights"),
     ("prompts-file-binary", ["--prompts-file", "{binary}"], "is not a text file"),
     ("prompts-file-missing", ["--prompts-file", "{tmp}/none.txt"], "does not exist"),
