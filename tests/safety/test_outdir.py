@@ -137,3 +137,41 @@ def test_the_folder_is_locked_while_a_command_writes(tmp_path):
         with pytest.raises(UserError, match=f"in use by another dreamfusion3d run \\(PID {os.getpid()}\\)"):
             FolderLock(out).acquire()  # a second open file description conflicts, even in one process
     assert not lock_path(out).exists()
+
+
+def test_generate_overwrite_replaces_an_old_run(tmp_path, tiny_prior, tiny_args):
+    from dreamfusion3d.cli import main
+
+    out = seeded(tmp_path)
+    assert main(tiny_args(tiny_prior, out, steps=2) + ["--overwrite"]) == 0
+    names = set(os.listdir(out))
+    assert {"mesh.glb", "metrics.json", "config.yaml", "checkpoints"} <= names and "old.txt" not in names
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def test_a_failed_resume_leaves_the_run_as_it_was(tmp_path, tiny_prior, tiny_args, capsys):
+    from dreamfusion3d.cli import main
+
+    out = tmp_path / "run"
+    assert main(tiny_args(tiny_prior, out, steps=2)) == 0
+    for f in (out / "checkpoints" / "latest" / "trainer").rglob("*.safetensors"):
+        f.write_bytes(b"not safetensors")  # a corrupt checkpoint
+    before = snapshot(out)
+    capsys.readouterr()
+    assert main(["generate", "--resume", str(out), "--quiet"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert snapshot(out) == before  # config.yaml included
+
+
+@pytest.mark.parametrize("argv", [
+    ["train-novel-view", "--data", "{tmp}/no-data"],
+    ["reconstruct", "--data", "{tmp}/no-data"],
+    ["generate", "--prompt", "a red cube", "--prior.model", "{tmp}/no-prior"],
+], ids=["train-novel-view", "reconstruct", "generate"])
+def test_a_rejected_run_on_a_fresh_folder_leaves_nothing(tmp_path, capsys, argv):
+    from dreamfusion3d.cli import main
+
+    out = tmp_path / "new" / "run"
+    assert main([a.format(tmp=tmp_path) for a in argv] + ["--out", str(out)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists()
