@@ -24,7 +24,7 @@ def test_two_ranks_two_prompts_fresh_folder_five_times(tmp_path, tiny_prior, tin
         args = tiny_args(tiny_prior, out, steps=2) + ["--prompts-file", str(prompts), "--num-threads", "1",
                                                       "--output.mesh-formats", "glb", "--output.no-gif"]
         proc = subprocess.run(launcher + ["--standalone", "--nproc_per_node", "2", "-m", "dreamfusion3d"] + args,
-                              env=env, capture_output=True, text=True, timeout=300)
+                              env=env, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, f"attempt {attempt}: {proc.stderr[-2000:]}"
         assert sorted(os.listdir(out)) == ["a-blue-sphere", "a-red-cube", "config.yaml"]
         for slug, prompt in (("a-red-cube", "a red cube"), ("a-blue-sphere", "a blue sphere")):
