@@ -149,6 +149,14 @@ def _one_line(panel: str) -> str:
     return message or "invalid arguments"
 
 
+def _close_progress_bars() -> None:
+    """Close live tqdm bars so that a message printed next starts on its own line."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()  # a closed bar ends its line (or clears it, with leave=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     rest, preset, quiet, debug = _pop_global_flags(argv)
@@ -178,13 +186,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             default = load_preset(cls, preset, command=name)
         config = _parse(name, cls, args, default)
+        from .utils.validate import validate_config
+
+        validate_config(name, config)
         run(config)
     except UserError as exc:
         if debug:
             raise
         return _fail(str(exc))
     except KeyboardInterrupt:
-        print("dreamfusion3d: interrupted", file=sys.stderr)
+        _close_progress_bars()
+        print("dreamfusion3d: interrupted", file=sys.stderr, flush=True)
         return 130
     return 0
 

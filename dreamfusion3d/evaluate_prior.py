@@ -25,6 +25,7 @@ from .utils.config import save_config
 from .utils.errors import UserError
 from .utils.io import write_json_atomic, write_text_atomic
 from .utils.logging import info, progress
+from .utils.outdir import check_output_folder, output_folder
 
 
 def render_labelled(
@@ -74,9 +75,11 @@ class TrainClassifierConfig:
     """Replace an existing classifier in ``out``."""
 
 
+CLASSIFIER_FILES = ("model.safetensors", "config.json", "train_config.yaml")
+
+
 def run_train_classifier(cfg: TrainClassifierConfig) -> None:
-    if (cfg.out / "model.safetensors").exists() and not cfg.overwrite:
-        raise UserError(f"{cfg.out} already holds a classifier; pass --overwrite to replace it")
+    check_output_folder(cfg.out, overwrite=cfg.overwrite, owns=CLASSIFIER_FILES)
     cams = CameraSamplerConfig()
     t0 = time.time()
     x, ys, yc, shapes, colors = render_labelled(cfg.train_objects, cfg.views, cfg.resolution, cfg.seed, cams)
@@ -100,9 +103,10 @@ def run_train_classifier(cfg: TrainClassifierConfig) -> None:
         bar.set_postfix(loss=f"{loss.item():.3f}")
     acc = classifier_accuracy(model, xt, yst, yct)
     info(f"held-out accuracy: shape {acc['shape']:.3f}, colour {acc['color']:.3f}")
-    model.save_pretrained(cfg.out, extra={"heldout_accuracy": acc, "training": {
-        "objects": cfg.train_objects, "views": cfg.views, "steps": cfg.steps, "seed": cfg.seed}})
-    save_config(cfg, cfg.out / "train_config.yaml", command="train-classifier")
+    with output_folder(cfg.out, overwrite=cfg.overwrite, owns=CLASSIFIER_FILES) as out:
+        model.save_pretrained(out, extra={"heldout_accuracy": acc, "training": {
+            "objects": cfg.train_objects, "views": cfg.views, "steps": cfg.steps, "seed": cfg.seed}})
+        save_config(cfg, out / "train_config.yaml", command="train-classifier")
 
 
 @torch.no_grad()
@@ -127,6 +131,8 @@ class EvaluatePriorConfig:
 
     out: Path = Path("outputs/evaluate_prior")
     """Folder for results.json, results.md and sample grids."""
+    overwrite: bool = False
+    """Replace a non-empty --out folder (the new results are swapped in only when all are done)."""
     prior: Path | None = None
     """Text-prior folder (default: the shipped one)."""
     classifier: Path | None = None
@@ -163,48 +169,49 @@ def run_evaluate_prior(cfg: EvaluatePriorConfig) -> None:
     from .models import SentenceEncoder, TextPriorModel
     from .train_prior import sample_images, save_grid
 
+    check_output_folder(cfg.out, overwrite=cfg.overwrite)
     model = TextPriorModel.from_pretrained(cfg.prior, device=cfg.device)
     judge = ShapeColorClassifier.from_pretrained(cfg.classifier, device=cfg.device)
     encoder = SentenceEncoder.from_pretrained(model.text_encoder_id, device=cfg.device)
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, cfg.out / "config.yaml", command="evaluate-prior")
-    results: dict[str, dict] = {}
-    t0 = time.time()
-    for split, para in (("training", False), ("paraphrase", True)):
-        if para and not cfg.paraphrases:
-            continue
-        rows = []
-        gen = torch.Generator().manual_seed(cfg.seed)
-        grid = []
-        for text, shape, color in progress(evaluation_captions(para), desc=f"evaluate-prior ({split})", unit="caption"):
-            imgs = sample_images(model, encoder, [text] * cfg.samples_per_caption, cfg.steps, cfg.guidance_scale, gen,
-                                 cfg.device, cfg.sampler)
-            ps, pc = judge.predict(imgs.to(cfg.device))
-            rows.append({
-                "caption": text, "shape": shape, "color": color,
-                "shape_acc": float(np.mean([p == shape for p in ps])),
-                "color_acc": float(np.mean([p == color for p in pc])),
-                "both_acc": float(np.mean([a == shape and b == color for a, b in zip(ps, pc)])),
-            })
-            grid.append(imgs[:8])
-        save_grid(torch.cat(grid), cfg.out / f"samples_{split}.png", ncol=8, scale=1)
-        results[split] = {
-            "captions": rows,
-            "shape_acc": float(np.mean([r["shape_acc"] for r in rows])),
-            "color_acc": float(np.mean([r["color_acc"] for r in rows])),
-            "both_acc": float(np.mean([r["both_acc"] for r in rows])),
-        }
-        info(f"{split}: shape {results[split]['shape_acc']:.3f}, colour {results[split]['color_acc']:.3f}")
-    results["settings"] = {"samples_per_caption": cfg.samples_per_caption, "steps": cfg.steps, "sampler": cfg.sampler,
-                           "guidance_scale": cfg.guidance_scale, "seconds": time.time() - t0}
-    write_json_atomic(cfg.out / "results.json", results)
-    lines = ["| split | caption | shape acc | colour acc |", "|---|---|---|---|"]
-    for split in ("training", "paraphrase"):
-        if split in results:
-            r = results[split]
-            lines += [f"| {split} | {row['caption']} | {row['shape_acc']:.2f} | {row['color_acc']:.2f} |" for row in r["captions"]]
-            lines.append(f"| **{split}** | **overall** | **{r['shape_acc']:.3f}** | **{r['color_acc']:.3f}** |")
-    write_text_atomic(cfg.out / "results.md", "\n".join(lines) + "\n")
+    with output_folder(cfg.out, overwrite=cfg.overwrite, staged=True) as out:
+        save_config(cfg, out / "config.yaml", command="evaluate-prior")
+        results: dict[str, dict] = {}
+        t0 = time.time()
+        for split, para in (("training", False), ("paraphrase", True)):
+            if para and not cfg.paraphrases:
+                continue
+            rows = []
+            gen = torch.Generator().manual_seed(cfg.seed)
+            grid = []
+            for text, shape, color in progress(evaluation_captions(para), desc=f"evaluate-prior ({split})", unit="caption"):
+                imgs = sample_images(model, encoder, [text] * cfg.samples_per_caption, cfg.steps, cfg.guidance_scale, gen,
+                                     cfg.device, cfg.sampler)
+                ps, pc = judge.predict(imgs.to(cfg.device))
+                rows.append({
+                    "caption": text, "shape": shape, "color": color,
+                    "shape_acc": float(np.mean([p == shape for p in ps])),
+                    "color_acc": float(np.mean([p == color for p in pc])),
+                    "both_acc": float(np.mean([a == shape and b == color for a, b in zip(ps, pc)])),
+                })
+                grid.append(imgs[:8])
+            save_grid(torch.cat(grid), out / f"samples_{split}.png", ncol=8, scale=1)
+            results[split] = {
+                "captions": rows,
+                "shape_acc": float(np.mean([r["shape_acc"] for r in rows])),
+                "color_acc": float(np.mean([r["color_acc"] for r in rows])),
+                "both_acc": float(np.mean([r["both_acc"] for r in rows])),
+            }
+            info(f"{split}: shape {results[split]['shape_acc']:.3f}, colour {results[split]['color_acc']:.3f}")
+        results["settings"] = {"samples_per_caption": cfg.samples_per_caption, "steps": cfg.steps, "sampler": cfg.sampler,
+                               "guidance_scale": cfg.guidance_scale, "seconds": time.time() - t0}
+        write_json_atomic(out / "results.json", results)
+        lines = ["| split | caption | shape acc | colour acc |", "|---|---|---|---|"]
+        for split in ("training", "paraphrase"):
+            if split in results:
+                r = results[split]
+                lines += [f"| {split} | {row['caption']} | {row['shape_acc']:.2f} | {row['color_acc']:.2f} |" for row in r["captions"]]
+                lines.append(f"| **{split}** | **overall** | **{r['shape_acc']:.3f}** | **{r['color_acc']:.3f}** |")
+        write_text_atomic(out / "results.md", "\n".join(lines) + "\n")
     info(f"results in {cfg.out / 'results.md'}")
 
 

@@ -27,6 +27,7 @@ from .utils.config import save_config
 from .utils.errors import UserError
 from .utils.io import atomic_path, write_json_atomic
 from .utils.logging import info, progress
+from .utils.outdir import check_output_folder, has_checkpoint, output_folder
 
 
 def _default_field() -> FieldConfig:
@@ -71,7 +72,7 @@ class ReconstructConfig:
     threads: int = 0
     """CPU threads for torch (0 = torch's default). On a busy machine 1 thread can be faster."""
     overwrite: bool = False
-    """Allow writing into a run folder that already holds results."""
+    """Replace a non-empty --out (the old run is kept aside until the new one has a checkpoint)."""
     field: FieldConfig = dc_field(default_factory=_default_field)
     """The NeRF field."""
     renderer: RendererConfig = dc_field(default_factory=_default_renderer)
@@ -188,9 +189,7 @@ def run(config: ReconstructConfig) -> None:
 
     if config.steps < 1 or config.batch_rays < 1:
         raise UserError("reconstruct: --steps and --batch-rays must be positive")
-    out = Path(config.out)
-    if (out / "metrics.json").exists() and not config.overwrite:
-        raise UserError(f"{out} already holds a reconstruction (metrics.json); choose another --out or pass --overwrite")
+    check_output_folder(config.out, overwrite=config.overwrite)
     train = load_nerf_synthetic(config.data, "train")
     test = load_nerf_synthetic(config.data, config.test_split)
     if config.threads > 0:
@@ -199,38 +198,38 @@ def run(config: ReconstructConfig) -> None:
     device = torch.device(config.device)
     renderer = build_nerf(config.field, config.renderer, BackgroundConfig(kind="fixed", color=config.background))
     renderer.to(device)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml", command="reconstruct")
-    n, h, w = train.images.shape[:3]
-    info(f"fitting {config.data} ({n} views, {w}x{h}) for {config.steps} steps on {device}")
+    with output_folder(config.out, overwrite=config.overwrite, started=has_checkpoint) as out:
+        save_config(config, out / "config.yaml", command="reconstruct")
+        n, h, w = train.images.shape[:3]
+        info(f"fitting {config.data} ({n} views, {w}x{h}) for {config.steps} steps on {device}")
 
-    def checkpoint(step: int, name: str = "latest") -> None:
-        save_representation(out / "checkpoints" / name, renderer, {"step": step, "data": str(config.data)})
+        def checkpoint(step: int, name: str = "latest") -> None:
+            save_representation(out / "checkpoints" / name, renderer, {"step": step, "data": str(config.data)})
 
-    try:
-        stats = fit(renderer, train.images, train.cameras, config.steps, config.batch_rays, config.lr,
-                    config.lr_final_factor, config.background, config.seed, checkpoint, config.checkpoint_every,
-                    config.mask_weight)
-    except KeyboardInterrupt:
-        checkpoint(-1)
-        info(f"interrupted: checkpoint saved to {out / 'checkpoints' / 'latest'}")
-        raise
-    checkpoint(config.steps, "final")
-    result = evaluate(renderer, test.images, test.cameras, config.background)
-    # The same views marched densely (occupancy grid off): what the grid's skipping costs in PSNR.
-    renderer.config.use_occupancy = False
-    dense = evaluate(renderer, test.images, test.cameras, config.background)
-    renderer.config.use_occupancy = True
-    for i, img in enumerate(result.pop("renders")):
-        _write_png(out / "renders" / f"{config.test_split}_{i:03d}.png", img)
-    metrics = {
-        "test_psnr": result["psnr"], "test_ssim": result["ssim"], "test_psnr_per_view": result["psnr_per_view"],
-        "test_views": test.images.shape[0], "train_views": n, "resolution": [h, w],
-        "eval_samples": result["num_samples"], "eval_dense_samples": result["num_dense_samples"],
-        "eval_sample_fraction": result["sample_fraction"], "test_psnr_dense_march": dense["psnr"],
-        "torch_threads": torch.get_num_threads(), **stats,
-    }
-    write_json_atomic(out / "metrics.json", metrics)
-    info(f"held-out PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.3f} over {test.images.shape[0]} views; "
-         f"{stats['train_seconds']:.0f} s; field evaluated {result['sample_fraction']:.0%} of a dense march's samples "
-         f"(dense march: {dense['psnr']:.2f} dB)")
+        try:
+            stats = fit(renderer, train.images, train.cameras, config.steps, config.batch_rays, config.lr,
+                        config.lr_final_factor, config.background, config.seed, checkpoint, config.checkpoint_every,
+                        config.mask_weight)
+        except KeyboardInterrupt:
+            checkpoint(-1)
+            info(f"interrupted: checkpoint saved to {out / 'checkpoints' / 'latest'}")
+            raise
+        checkpoint(config.steps, "final")
+        result = evaluate(renderer, test.images, test.cameras, config.background)
+        # The same views marched densely (occupancy grid off): what the grid's skipping costs in PSNR.
+        renderer.config.use_occupancy = False
+        dense = evaluate(renderer, test.images, test.cameras, config.background)
+        renderer.config.use_occupancy = True
+        for i, img in enumerate(result.pop("renders")):
+            _write_png(out / "renders" / f"{config.test_split}_{i:03d}.png", img)
+        metrics = {
+            "test_psnr": result["psnr"], "test_ssim": result["ssim"], "test_psnr_per_view": result["psnr_per_view"],
+            "test_views": test.images.shape[0], "train_views": n, "resolution": [h, w],
+            "eval_samples": result["num_samples"], "eval_dense_samples": result["num_dense_samples"],
+            "eval_sample_fraction": result["sample_fraction"], "test_psnr_dense_march": dense["psnr"],
+            "torch_threads": torch.get_num_threads(), **stats,
+        }
+        write_json_atomic(out / "metrics.json", metrics)
+        info(f"held-out PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.3f} over {test.images.shape[0]} views; "
+             f"{stats['train_seconds']:.0f} s; field evaluated {result['sample_fraction']:.0%} of a dense march's samples "
+             f"(dense march: {dense['psnr']:.2f} dB)")

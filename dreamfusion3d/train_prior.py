@@ -31,6 +31,8 @@ from .utils.config import save_config
 from .utils.errors import UserError
 from .utils.io import atomic_path
 from .utils.logging import info, progress
+from .utils.outdir import check_output_folder, has_checkpoint, output_folder
+from .utils.validate import check_model_folder
 
 PREVIEW_CAPTIONS = (
     "a red cube",
@@ -70,6 +72,8 @@ class TrainPriorConfig:
     """Run folder: dataset cache, checkpoints, sample grids, training log, exported model."""
     resume: bool = False
     """Continue from ``out/checkpoints/latest`` (same config)."""
+    overwrite: bool = False
+    """Replace a non-empty --out (the old run is kept aside until the new one has a checkpoint)."""
     steps: int = 4000
     """Total optimisation steps."""
     batch_size: int = 32
@@ -265,14 +269,19 @@ def _load_initial_weights(model: TextPriorModel, folder: Path) -> None:
 
 
 def run(cfg: TrainPriorConfig) -> None:
-    if cfg.num_threads > 0:
-        torch.set_num_threads(cfg.num_threads)
     latest = cfg.out / "checkpoints" / "latest"
     if cfg.resume and not latest.exists():
         raise UserError(f"--resume given but {latest} does not exist")
-    if not cfg.resume and latest.exists():
-        raise UserError(f"{cfg.out} already has a checkpoint; pass --resume to continue it or choose another --out")
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    check_output_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    if cfg.init_from is not None:
+        check_model_folder(cfg.init_from, "--init-from")
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    with output_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume, started=has_checkpoint):
+        _train(cfg, latest)
+
+
+def _train(cfg: TrainPriorConfig, latest: Path) -> None:
     save_config(cfg, cfg.out / "config.yaml", command="train-prior")
     device = torch.device(cfg.device)
 
@@ -357,6 +366,8 @@ def run(cfg: TrainPriorConfig) -> None:
     info(f"checkpoint at step {step}: {latest}")
     if interrupted or step < cfg.steps:
         info(f"stopped at step {step} of {cfg.steps}: continue with --resume")
+        if interrupted:
+            raise KeyboardInterrupt
         return
     ema.save_pretrained(cfg.out / "prior", fp16=False, extra={"steps": step})
     info(f"EMA model saved to {cfg.out / 'prior'}")

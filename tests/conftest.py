@@ -39,3 +39,22 @@ def tiny_prior(tmp_path_factory) -> Path:
     arch = TextPriorArchitecture(resolution=16, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4)
     TextPriorModel.from_architecture(arch).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_args():
+    """``tiny_args(prior, out, steps)``: a generate command line that runs in about a second."""
+
+    def tiny_args(prior: Path, out: Path, steps: int = 6) -> list[str]:
+        return [
+            "generate", "--prompt", "a red cube", "--out", str(out), "--prior.model", str(prior),
+            "--steps", str(steps), "--batch-size", "1", "--resolution", "16", "--seed", "3",
+            "--field.kind", "dense", "--field.dense-resolution", "24", "--field.dense-features", "4",
+            "--renderer.num-steps", "32", "--renderer.occupancy-resolution", "16",
+            "--renderer.occupancy-update-every", "2", "--renderer.occupancy-warmup-steps", "4",
+            "--output.mesh-resolution", "32", "--output.video-frames", "3", "--output.video-resolution", "16",
+            "--output.preview-every", "0", "--output.checkpoint-every", "2", "--shading.albedo-only-steps", "2",
+            "--quiet",
+        ]
+
+    return tiny_args

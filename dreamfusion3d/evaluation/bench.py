@@ -43,6 +43,7 @@ from ..utils.config import load_preset, save_config, to_dict
 from ..utils.errors import UserError
 from ..utils.io import write_json_atomic
 from ..utils.logging import info
+from ..utils.outdir import check_output_folder, output_folder
 
 
 @dataclass
@@ -50,7 +51,9 @@ class BenchConfig:
     """Time one SDS step of a generate preset by stage; throughput, memory, fraction of matmul peak, scaling."""
 
     out: Path = Path("outputs/bench")
-    """Folder for bench.json and config.yaml."""
+    """Folder for bench.json and config.yaml (empty or new unless --overwrite)."""
+    overwrite: bool = False
+    """Replace a non-empty --out folder."""
     generate_config: str = "default"
     """Generate preset (name or YAML path) whose components are timed."""
     prompt: str = "a red cube"
@@ -176,6 +179,12 @@ def _peak_memory_mb(device: torch.device) -> dict:
 
 
 def run(cfg: BenchConfig) -> None:
+    check_output_folder(cfg.out, overwrite=cfg.overwrite)
+    with output_folder(cfg.out, overwrite=cfg.overwrite):
+        _bench(cfg)
+
+
+def _bench(cfg: BenchConfig) -> None:
     from ..generate.config import GenerateConfig
     from ..generate.loop import Generation
 
@@ -197,7 +206,6 @@ def run(cfg: BenchConfig) -> None:
     if cfg.device is not None:
         gcfg.device = cfg.device
     t_start = time.time()
-    cfg.out.mkdir(parents=True, exist_ok=True)
     gen = Generation(gcfg, cfg.prompt, cfg.out)
     device = gen.device
     if device.type == "cuda":

@@ -20,13 +20,17 @@ class ClipScorer:
     def __init__(self, model: str, device: str | torch.device = "cpu"):
         from transformers import CLIPModel, CLIPProcessor
 
+        from ..utils.validate import check_model_folder
+
         local = Path(model).expanduser()
-        source = str(local) if local.exists() else model
-        try:
-            self.model = CLIPModel.from_pretrained(source).to(device).eval()
-            self.processor = CLIPProcessor.from_pretrained(source)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot load CLIP model {model!r}: {str(exc).splitlines()[0]}") from exc
+        source = str(check_model_folder(local, "CLIP model folder")) if local.exists() else model
+        try:  # safetensors only: a pickled checkpoint is never unpickled
+            self.model = CLIPModel.from_pretrained(source, use_safetensors=True, local_files_only=local.exists())
+            self.model = self.model.to(device).eval()
+            self.processor = CLIPProcessor.from_pretrained(source, local_files_only=local.exists())
+        except Exception as exc:  # transformers raises many types for a bad folder
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"cannot load CLIP model {model!r}: {first}") from exc
         self.device = torch.device(device)
 
     @torch.no_grad()

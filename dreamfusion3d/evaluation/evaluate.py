@@ -31,6 +31,7 @@ from ..utils.config import load_preset, save_config
 from ..utils.errors import UserError
 from ..utils.io import atomic_path, write_json_atomic, write_text_atomic
 from ..utils.logging import info, progress, warn
+from ..utils.outdir import check_output_folder, has_checkpoint, output_folder
 from .prompts import Target, default_prompts, grid_prompts, parse_prompt, quick_prompts
 
 
@@ -40,6 +41,10 @@ class EvaluateConfig:
 
     out: Path = Path("outputs/evaluate")
     """Folder for results.json, results.md, contact_sheet.png (and runs/<slug>/ when generating)."""
+    resume: bool = False
+    """Continue the evaluation in --out: reuse its finished runs, resume its interrupted ones."""
+    overwrite: bool = False
+    """Replace a non-empty --out (the old one is kept aside until a new run has a checkpoint)."""
     prompts: tuple[str, ...] = ()
     """Prompts to evaluate (default: every shape × colour, five paraphrases and two front objects)."""
     prompts_file: Path | None = None
@@ -128,11 +133,11 @@ def run_prompt(run: Path) -> str:
     return str(prompt)
 
 
-def generate_missing(cfg: EvaluateConfig, prompts: list[str]) -> list[Path]:
-    """``OUT/runs/<slug>`` for every prompt, generating (or resuming) those without a final checkpoint."""
+def generate_settings(cfg: EvaluateConfig, prompts: list[str]):
+    """The generate config of missing runs (the preset with this command's overrides), checked."""
+    from ..generate.checks import validate_generate
     from ..generate.config import GenerateConfig
-    from ..generate.loop import Generation, slugify
-    from ..representations import is_checkpoint
+    from ..utils.validate import validate_config
 
     gcfg = load_preset(GenerateConfig, cfg.generate_config, command="generate")
     if cfg.steps is not None:
@@ -144,6 +149,18 @@ def generate_missing(cfg: EvaluateConfig, prompts: list[str]) -> list[Path]:
     if cfg.prior_model is not None:
         gcfg.prior.model = cfg.prior_model
     gcfg.device = cfg.device
+    gcfg.prompt, gcfg.prompts_file = (prompts or [""])[0], None
+    validate_config("generate", gcfg)
+    validate_generate(gcfg)
+    return gcfg
+
+
+def generate_missing(cfg: EvaluateConfig, prompts: list[str]) -> list[Path]:
+    """``OUT/runs/<slug>`` for every prompt, generating (or resuming) those without a final checkpoint."""
+    from ..generate.loop import Generation, slugify
+    from ..representations import is_checkpoint
+
+    gcfg = generate_settings(cfg, prompts)
     slugs = [slugify(p) for p in prompts]
     if len(set(slugs)) != len(slugs):
         raise UserError("two prompts share a folder name (they differ only in punctuation or case)")
@@ -341,8 +358,7 @@ def run(cfg: EvaluateConfig) -> None:
         raise UserError(f"--views must be at least 1, got {cfg.views}")
     if cfg.geometry_resolution < 16:
         raise UserError(f"--geometry-resolution must be at least 16, got {cfg.geometry_resolution}")
-    if cfg.out.exists() and not cfg.out.is_dir():
-        raise UserError(f"output path {cfg.out} exists and is not a folder")
+    check_output_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
     t0 = time.time()
     judge = ShapeColorClassifier.from_pretrained(cfg.classifier, device=cfg.device)
     scorer = None
@@ -356,13 +372,18 @@ def run(cfg: EvaluateConfig) -> None:
                             "--prompts-file or --quick")
         runs = discover_runs(cfg.runs)
         prompts = [run_prompt(r) for r in runs]
-        cfg.out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, cfg.out / "config.yaml", command="evaluate")
     else:
         prompts = resolve_prompts(cfg)
-        cfg.out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, cfg.out / "config.yaml", command="evaluate")
-        runs = generate_missing(cfg, prompts)
+        generate_settings(cfg, prompts)  # checked before anything is written
+    with output_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume, started=has_checkpoint):
+        if not cfg.resume:
+            save_config(cfg, cfg.out / "config.yaml", command="evaluate")
+        if not cfg.runs:
+            runs = generate_missing(cfg, prompts)
+        _evaluate(cfg, prompts, runs, judge, scorer, t0)
+
+
+def _evaluate(cfg: EvaluateConfig, prompts: list[str], runs: list[Path], judge, scorer, t0: float) -> None:
     t_gen = time.time() - t0
     rows, sheet = [], []
     t1 = time.time()

@@ -15,6 +15,7 @@ from ..utils.config import save_config
 from ..utils.errors import UserError
 from ..utils.io import write_json_atomic
 from ..utils.logging import info
+from ..utils.outdir import check_output_folder, output_folder
 from .extract import ColorFn, FieldFn, FieldType, _parse_threshold, extract_mesh
 from .writers import mesh_files, write_files
 
@@ -28,6 +29,8 @@ class ExportConfig:
     """A run folder (uses checkpoints/final, else checkpoints/latest) or a checkpoint folder."""
     out: Path = Path("outputs/export")
     """Output folder: NAME.glb/.obj/.ply (+ .mtl/.png when textured), export.json, config.yaml."""
+    overwrite: bool = False
+    """Replace a non-empty --out folder (the new files are swapped in only when all are written)."""
     name: str = "mesh"
     """Base name of the mesh files."""
     format: tuple[Literal["glb", "obj", "ply"], ...] = ("glb", "obj", "ply")
@@ -110,12 +113,20 @@ def build_mesh(config: ExportConfig) -> tuple[trimesh.Trimesh, dict]:
 @torch.no_grad()
 def run(config: ExportConfig) -> None:
     start = time.perf_counter()
+    check_output_folder(config.out, overwrite=config.overwrite)
+    if config.source is not None and Path(config.out).resolve() in (config.source.resolve(), *config.source.resolve().parents):
+        raise UserError(f"--out {config.out} holds the source {config.source}: choose another --out")
     if not config.format:
         raise UserError("--format needs at least one of glb, obj, ply")
     mesh, about = build_mesh(config)
     # encode everything before writing anything: an error leaves earlier outputs untouched
     encoded = [mesh_files(mesh, fmt, name=config.name, up_axis=config.up_axis) for fmt in dict.fromkeys(config.format)]
-    out = Path(config.out)
+    with output_folder(config.out, overwrite=config.overwrite, staged=True) as out:
+        _write_export(config, mesh, about, encoded, out, start)
+
+
+def _write_export(config: ExportConfig, mesh: trimesh.Trimesh, about: dict, encoded: list, out: Path,
+                  start: float) -> None:
     paths = [p for files in encoded for p in write_files(files, out)]
     geometry = trimesh.Trimesh(mesh.vertices, mesh.faces, process=True)  # UV seams merged back
     stats = {
@@ -134,6 +145,6 @@ def run(config: ExportConfig) -> None:
     write_json_atomic(out / "export.json", stats)
     save_config(config, out / "config.yaml", command="export")
     info(
-        f"wrote {', '.join(str(p) for p in paths)} ({stats['vertices']} vertices, {stats['faces']} faces, "
+        f"wrote {', '.join(str(config.out / p.name) for p in paths)} ({stats['vertices']} vertices, {stats['faces']} faces, "
         f"threshold {stats['threshold']:.4g}, {stats['seconds']:.1f} s)"
     )

@@ -7,8 +7,8 @@ global RNG (used by the occupancy-grid update), so a killed run resumes to the s
 
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 import re
 import resource
 import shutil
@@ -28,6 +28,9 @@ from ..utils.config import load_preset, save_config
 from ..utils.errors import UserError
 from ..utils.io import replace_folder, write_json_atomic
 from ..utils.logging import info, progress, warn
+from ..utils.outdir import has_checkpoint, output_folder
+from ..utils.validate import validate_config
+from .checks import Ranks, claim_folder, rank_and_world, read_prompts_file, validate_generate  # noqa: F401
 from .config import GenerateConfig
 from .outputs import export_outputs, save_preview
 
@@ -238,40 +241,6 @@ def _main_thread() -> bool:
 # ---------------------------------------------------------------------- command
 
 
-def read_prompts_file(path: Path) -> list[str]:
-    """One prompt per line; blank lines and ``#`` comments are skipped; none at all is an error."""
-    if not path.is_file():
-        raise UserError(f"prompts file {path} does not exist")
-    prompts = [ln.strip() for ln in path.read_text().splitlines()]
-    prompts = [p for p in prompts if p and not p.startswith("#")]
-    if not prompts:
-        raise UserError(f"prompts file {path} contains no prompts")
-    return prompts
-
-
-def _read_prompts(cfg: GenerateConfig) -> list[str]:
-    if cfg.prompts_file is not None:
-        return read_prompts_file(cfg.prompts_file)
-    if not cfg.prompt.strip():
-        raise UserError("the prompt is empty: pass --prompt \"a red cube\" (or --prompts-file FILE)")
-    return [cfg.prompt.strip()]
-
-
-def _check_out(out: Path, cfg: GenerateConfig) -> None:
-    """Refuse to clobber: a non-empty folder needs --overwrite (or --resume)."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output path {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite and cfg.resume is None:
-        raise UserError(f"output folder {out} is not empty: pass --overwrite to replace it or --resume {out} to continue")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(f"cannot write to output folder {out}: {exc.strerror}") from exc
-
-
 def run(cfg: GenerateConfig) -> None:
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
@@ -282,33 +251,41 @@ def run(cfg: GenerateConfig) -> None:
         resume = cfg.resume
         cfg = load_preset(GenerateConfig, str(resume / "config.yaml"), command="generate")
         cfg.resume, cfg.out = resume, resume
-    prompts = _read_prompts(cfg)
+        validate_config("generate", cfg)
+    prompts = validate_generate(cfg)  # everything is checked before anything is written
     representation_class(cfg.geometry)  # an unknown --geometry is an error before anything is written
-    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    multi = cfg.prompts_file is not None
+    rank, world = rank_and_world()
+    multi, resuming = cfg.prompts_file is not None, cfg.resume is not None
     jobs = [(p, cfg.out / slugify(p) if multi else cfg.out) for p in prompts][rank::world]
-    if cfg.resume is None:
-        _check_out(cfg.out, cfg)
-    if rank == 0:
-        cfg.out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, cfg.out / "config.yaml", command="generate")
+    ranks, ok = Ranks(world), False
+    try:  # rank 0 checks, locks and prepares the folder; the other ranks wait for it
+        with (output_folder(cfg.out, overwrite=cfg.overwrite, resume=resuming, started=has_checkpoint)
+              if rank == 0 else contextlib.nullcontext(cfg.out)):
+            if rank == 0 and not resuming:
+                save_config(cfg, cfg.out / "config.yaml", command="generate")
+            ranks.wait()
+            _run_jobs(cfg, jobs, multi, resuming)
+            ranks.wait()  # rank 0 holds the lock until every rank is done
+        ok = True
+    finally:
+        ranks.close(ok)
+
+
+def _run_jobs(cfg: GenerateConfig, jobs: list[tuple[str, Path]], multi: bool, resuming: bool) -> None:
     prior = None
     for prompt, out in jobs:
         if multi:
-            if cfg.resume is None:
-                _check_out(out, cfg)
-            else:
-                out.mkdir(parents=True, exist_ok=True)
+            claim_folder(out, resuming)
         gen = Generation(cfg, prompt, out, prior=prior)
         info(f"prompt {prompt!r} -> {out}")
         prior = gen.prior  # load the prior once for all prompts
         latest = out / "checkpoints" / "latest"
         if not latest.exists() and latest.with_name("latest.old").exists():  # killed mid-swap
             latest = latest.with_name("latest.old")
-        if cfg.resume is not None and (latest / "trainer").exists():
+        if resuming and (latest / "trainer").exists():
             gen.load(latest)
             info(f"resumed at step {gen.step}")
-        elif cfg.resume is not None:
+        elif resuming:
             warn(f"no checkpoint in {out}; starting from step 0")
         metrics = gen.run()
         info(f"done in {metrics['train_seconds_this_session']:.0f} s: " + ", ".join(metrics["outputs"]))

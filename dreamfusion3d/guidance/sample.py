@@ -14,6 +14,7 @@ from ..utils.config import save_config
 from ..utils.errors import UserError
 from ..utils.io import atomic_path
 from ..utils.logging import info
+from ..utils.outdir import check_output_folder, output_folder
 from . import load_prior
 from .config import PriorConfig
 from .prompts import view_prompt
@@ -26,7 +27,9 @@ class SampleConfig:
     prompt: str
     """Text prompt, e.g. "a red cube"."""
     out: Path
-    """Output folder (must be empty or new)."""
+    """Output folder (must be empty or new unless --overwrite)."""
+    overwrite: bool = False
+    """Replace a non-empty --out folder (the new samples are swapped in only when all are drawn)."""
     prior: PriorConfig = field(default_factory=PriorConfig)
     """The prior to sample from."""
     num_images: int = 4
@@ -87,12 +90,10 @@ def run(config: SampleConfig) -> None:
 
     if config.num_images < 1 or config.steps < 1 or config.batch_size < 1:
         raise UserError("num_images, steps and batch_size must be at least 1")
-    out = Path(config.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"output folder {out} already exists and is not empty; choose a new --out")
+    check_output_folder(config.out, overwrite=config.overwrite)
     device = resolve_device(config.device)
-    info(f"loading prior {config.prior.kind} on {device}")
     prior = load_prior(config.prior, device)
+    info(f"loaded prior {config.prior.kind} on {device}")
     prompt = config.prompt if config.view == "none" else view_prompt(config.prompt, config.view)
     info(f"sampling {config.num_images} image(s) of {prompt!r} ({config.sampler}, {config.steps} steps, "
          f"guidance {config.guidance_scale})")
@@ -103,8 +104,9 @@ def run(config: SampleConfig) -> None:
         chunks.append(sample_images(prior, prompt, n, config.steps, config.guidance_scale, config.negative_prompt,
                                     config.sampler, config.eta, generator).cpu())
     images = (torch.cat(chunks).permute(0, 2, 3, 1).numpy() * 255.0).round().astype(np.uint8)  # [N, H, W, 3]
-    for i, img in enumerate(images):
-        _write_png(out / f"sample_{i:03d}.png", img)
-    _write_png(out / "grid.png", image_grid(images))
-    save_config(config, out / "config.yaml", command="sample")
-    info(f"wrote {len(images)} samples, grid.png and config.yaml to {out}")
+    with output_folder(config.out, overwrite=config.overwrite, staged=True) as out:
+        for i, img in enumerate(images):
+            _write_png(out / f"sample_{i:03d}.png", img)
+        _write_png(out / "grid.png", image_grid(images))
+        save_config(config, out / "config.yaml", command="sample")
+    info(f"wrote {len(images)} samples, grid.png and config.yaml to {config.out}")

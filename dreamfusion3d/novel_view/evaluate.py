@@ -23,6 +23,8 @@ from ..utils.config import save_config
 from ..utils.errors import UserError
 from ..utils.io import write_json_atomic, write_text_atomic
 from ..utils.logging import info, warn
+from ..utils.outdir import check_output_folder, output_folder
+from ..utils.validate import check_model_folder
 from .data import ViewSet, load_view_set, resize
 from .model import NovelViewModel
 from .pose import angular_distance_deg
@@ -45,6 +47,8 @@ class EvaluateNovelViewConfig:
     """Model folder (None = the shipped weights)."""
     out: Path = Path("docs")
     """Folder for novel_view_eval.json / .md and novel_view_grid.png."""
+    overwrite: bool = False
+    """Replace earlier novel_view_eval.* / novel_view_grid.png files in --out."""
     max_objects: int = 24
     """Held-out objects to evaluate."""
     num_targets: int = 6
@@ -205,7 +209,13 @@ def _md_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+EVAL_FILES = ("novel_view_eval.json", "novel_view_eval.md", "novel_view_grid.png", "novel_view_eval_config.yaml")
+
+
 def run(cfg: EvaluateNovelViewConfig) -> None:
+    check_output_folder(cfg.out, overwrite=cfg.overwrite, owns=EVAL_FILES)
+    if cfg.model is not None:
+        check_model_folder(cfg.model, "--model")
     if cfg.num_targets < 1 or cfg.max_objects < 1 or cfg.steps < 1:
         raise UserError("--num-targets, --max-objects and --steps must be >= 1")
     if cfg.input_weight is not None and not 0.0 <= cfg.input_weight <= 1.0:
@@ -240,22 +250,22 @@ def run(cfg: EvaluateNovelViewConfig) -> None:
     cols = [source[:n].cpu()]
     for j in range(kk):
         cols += [truth[:n, j].cpu(), samples["world"]["stochastic"][:n, j].cpu()]
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    save_grid(cols, cfg.out / "novel_view_grid.png", scale=2)
-    record = {"results": results, "model": str(cfg.model or "shipped"), "model_info": model.info,
-              "data": str(cfg.data), "split": cfg.split, "objects": views.names, "meshes": mesh_names,
-              "steps": cfg.steps, "guidance_scale": cfg.guidance_scale, "input_weight": cfg.input_weight,
-              "seed": cfg.seed, "resolution": res}
-    write_json_atomic(cfg.out / "novel_view_eval.json", record)
-    md = ["# Novel-view evaluation", "",
-          f"Model `{cfg.model or 'dreamfusion3d/assets/novel_view'}` at {res} px, {cfg.steps} DDIM steps, guidance "
-          f"{cfg.guidance_scale}, stochastic conditioning's input weight "
-          f"{'uniform' if cfg.input_weight is None else cfg.input_weight}, seed {cfg.seed}. Input = the view "
-          "nearest the canonical camera; PSNR in dB (scikit-image), mean over all target views. Consistency = "
-          "PSNR between the same target generated twice (reverse order, another seed).", "", _md_table(results), "",
-          "Grid (`novel_view_grid.png`): input, then pairs of (truth, stochastic sample) for 4 targets.", ""]
-    write_text_atomic(cfg.out / "novel_view_eval.md", "\n".join(md))
-    save_config(cfg, cfg.out / "novel_view_eval_config.yaml", command="evaluate-novel-view")
+    with output_folder(cfg.out, overwrite=cfg.overwrite, owns=EVAL_FILES) as out:
+        save_grid(cols, out / "novel_view_grid.png", scale=2)
+        record = {"results": results, "model": str(cfg.model or "shipped"), "model_info": model.info,
+                  "data": str(cfg.data), "split": cfg.split, "objects": views.names, "meshes": mesh_names,
+                  "steps": cfg.steps, "guidance_scale": cfg.guidance_scale, "input_weight": cfg.input_weight,
+                  "seed": cfg.seed, "resolution": res}
+        write_json_atomic(out / "novel_view_eval.json", record)
+        md = ["# Novel-view evaluation", "",
+              f"Model `{cfg.model or 'dreamfusion3d/assets/novel_view'}` at {res} px, {cfg.steps} DDIM steps, guidance "
+              f"{cfg.guidance_scale}, stochastic conditioning's input weight "
+              f"{'uniform' if cfg.input_weight is None else cfg.input_weight}, seed {cfg.seed}. Input = the view "
+              "nearest the canonical camera; PSNR in dB (scikit-image), mean over all target views. Consistency = "
+              "PSNR between the same target generated twice (reverse order, another seed).", "", _md_table(results), "",
+              "Grid (`novel_view_grid.png`): input, then pairs of (truth, stochastic sample) for 4 targets.", ""]
+        write_text_atomic(out / "novel_view_eval.md", "\n".join(md))
+        save_config(cfg, out / "novel_view_eval_config.yaml", command="evaluate-novel-view")
     info(f"wrote {cfg.out / 'novel_view_eval.json'}, .md and novel_view_grid.png")
 
 

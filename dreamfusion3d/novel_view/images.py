@@ -15,26 +15,39 @@ from ..utils.errors import UserError
 
 
 def read_image(path: str | Path) -> np.ndarray:  # [H, W, C] float in [0, 1], C in {3, 4}
-    import imageio.v3 as iio
+    """Any image PIL reads, in any of its colour modes (palette, grey, 16-bit, float, CMYK, ...),
+    as RGB or RGBA (alpha only when the file has transparency)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"input image {path} does not exist")
     try:
-        with warnings.catch_warnings():  # imageio probes every plugin on a non-image (DICOM warns)
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            arr = np.asarray(iio.imread(path))
-    except Exception as exc:  # imageio raises many types for non-images
+            with Image.open(path) as im:
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                arr = _as_rgb_or_rgba(im)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise UserError(f"{path} is not a readable image ({type(exc).__name__})") from exc
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=-1)
-    if arr.ndim != 3 or arr.shape[-1] not in (1, 2, 3, 4) or min(arr.shape[:2]) < 2:
-        raise UserError(f"{path} is not a single 2D image (array shape {arr.shape})")
-    if arr.shape[-1] in (1, 2):  # grey (+ alpha)
-        grey = np.repeat(arr[..., :1], 3, axis=-1)
-        arr = np.concatenate([grey, arr[..., 1:]], axis=-1)
-    scale = 65535.0 if arr.dtype == np.uint16 else 255.0 if arr.dtype == np.uint8 else 1.0
-    return np.clip(arr.astype(np.float32) / scale, 0.0, 1.0)
+    if min(arr.shape[:2]) < 2:
+        raise UserError(f"{path} is too small to hold an object ({arr.shape[1]}x{arr.shape[0]} pixels)")
+    return arr
+
+
+def _as_rgb_or_rgba(im) -> np.ndarray:
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # high bit depth grey: keep the range
+        grey = np.asarray(im).astype(np.float64)
+        if im.mode == "F" and grey.max(initial=0.0) <= 1.0:
+            top = 1.0
+        else:
+            top = 65535.0 if im.mode.startswith("I;16") or grey.max(initial=0.0) > 255 else 255.0
+        grey = np.clip(grey / top, 0.0, 1.0).astype(np.float32)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    has_alpha = (im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+                 or (im.mode == "P" and getattr(im.palette, "mode", "") == "RGBA"))
+    return np.asarray(im.convert("RGBA" if has_alpha else "RGB"), dtype=np.float32) / 255.0
 
 
 def object_mask(img: np.ndarray, threshold: float = 0.08) -> tuple[np.ndarray, np.ndarray]:

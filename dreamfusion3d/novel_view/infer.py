@@ -21,6 +21,8 @@ from ..utils.config import save_config
 from ..utils.errors import UserError
 from ..utils.io import atomic_path, write_json_atomic
 from ..utils.logging import info, warn
+from ..utils.outdir import check_output_folder, output_folder
+from ..utils.validate import check_model_folder
 from .images import centre_object, read_image
 from .model import NovelViewModel
 from .sampling import GUIDANCE_SCALE, INPUT_WEIGHT, generation_order, sample_views
@@ -33,7 +35,9 @@ class NovelViewConfig:
     image: Path
     """Input image (PNG/JPG; alpha or a plain background is cut away and the object centred)."""
     out: Path = Path("outputs/novel_view")
-    """Output folder for the views, turntable GIF/MP4 and a JSON record."""
+    """Output folder for the views, turntable GIF/MP4 and a JSON record (empty or new unless --overwrite)."""
+    overwrite: bool = False
+    """Replace a non-empty --out folder (the new views are swapped in only when all are drawn)."""
     azimuths: tuple[float, ...] = (0.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0)
     """Target azimuths in degrees (0 = the input's front)."""
     elevations: tuple[float, ...] | None = None
@@ -126,6 +130,9 @@ def _write_mp4(path: Path, frames: list[np.ndarray]) -> None:
 
 
 def run(cfg: NovelViewConfig) -> None:
+    check_output_folder(cfg.out, overwrite=cfg.overwrite)
+    if cfg.model is not None:
+        check_model_folder(cfg.model, "--model")
     if cfg.steps < 1:
         raise UserError("--steps must be >= 1")
     if cfg.input_weight is not None and not 0.0 <= cfg.input_weight <= 1.0:
@@ -150,17 +157,17 @@ def run(cfg: NovelViewConfig) -> None:
     views = sample_views(model, source[None], src_sph[None].to(device), targets[None].to(device), steps=cfg.steps,
                          guidance_scale=cfg.guidance_scale, stochastic=cfg.conditioning == "stochastic",
                          generator=gen, order=order, show_progress=True, input_weight=cfg.input_weight)[0]
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    files = write_views(cfg.out, source, views, targets, cfg.display_size, cfg.mp4)
-    with atomic_path(cfg.out / "input.png") as tmp:
-        import imageio.v3 as iio
+    with output_folder(cfg.out, overwrite=cfg.overwrite, staged=True) as out:
+        files = write_views(out, source, views, targets, cfg.display_size, cfg.mp4)
+        with atomic_path(out / "input.png") as tmp:
+            import imageio.v3 as iio
 
-        iio.imwrite(tmp, _to_uint8(source))
-    write_json_atomic(cfg.out / "views.json", {
-        "input": str(cfg.image), "input_camera": src_sph.tolist(), "targets": targets.tolist(),
-        "generation_order": order, "conditioning": cfg.conditioning,
-        "input_weight": cfg.input_weight if cfg.conditioning == "stochastic" else None, "files": files,
-        "model": str(cfg.model or "shipped"),
-    })
-    save_config(cfg, cfg.out / "config.yaml", command="novel-view")
+            iio.imwrite(tmp, _to_uint8(source))
+        write_json_atomic(out / "views.json", {
+            "input": str(cfg.image), "input_camera": src_sph.tolist(), "targets": targets.tolist(),
+            "generation_order": order, "conditioning": cfg.conditioning,
+            "input_weight": cfg.input_weight if cfg.conditioning == "stochastic" else None, "files": files,
+            "model": str(cfg.model or "shipped"),
+        })
+        save_config(cfg, out / "config.yaml", command="novel-view")
     info(f"wrote {len(targets)} views, turntable.gif{' and turntable.mp4' if 'mp4' in files else ''} to {cfg.out}")

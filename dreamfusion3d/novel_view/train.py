@@ -11,7 +11,9 @@ CPU, nccl on CUDA); every rank draws a different shard of each global batch.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import gc
 import json
 import math
 import os
@@ -32,6 +34,8 @@ from ..utils.config import save_config
 from ..utils.errors import UserError
 from ..utils.io import atomic_path
 from ..utils.logging import info, progress
+from ..utils.outdir import check_output_folder, has_checkpoint, output_folder
+from ..utils.validate import check_model_folder
 from .data import ViewSet, load_view_set, object_fraction, pair_indices, step_seed, world_dataset_api
 from .model import CameraPrior, NovelViewArchitecture, NovelViewModel, drop_condition
 from .sampling import sample_views
@@ -47,6 +51,8 @@ class TrainNovelViewConfig:
     """Run folder: view cache, checkpoints, sample grids, log, exported model."""
     resume: bool = False
     """Continue from ``out/checkpoints/latest`` (same config; ``--steps`` may be raised)."""
+    overwrite: bool = False
+    """Replace a non-empty --out (the old run is kept aside until the new one has a checkpoint)."""
     steps: int = 3000
     """Total optimisation steps."""
     batch_size: int = 32
@@ -211,9 +217,9 @@ def _camera_prior(views: ViewSet) -> CameraPrior:
 
 def _load_split(cfg: TrainNovelViewConfig, split: str, rank: int, world: int, max_objects: int | None) -> ViewSet:
     cache = cfg.out / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
     if world > 1 and rank != 0:
         dist.barrier()  # rank 0 builds the cache first
+    cache.mkdir(parents=True, exist_ok=True)
     views = load_view_set(cfg.data, split, cfg.arch.resolution, max_objects, cache_dir=cache)
     if world > 1 and rank == 0:
         dist.barrier()
@@ -226,8 +232,10 @@ def run(cfg: TrainNovelViewConfig) -> None:
     latest = cfg.out / "checkpoints" / "latest"
     if cfg.resume and not latest.exists():
         raise UserError(f"--resume given but {latest} does not exist")
-    if not cfg.resume and latest.exists():
-        raise UserError(f"{cfg.out} already has a checkpoint; pass --resume to continue it or choose another --out")
+    check_output_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    if cfg.init_from is not None:
+        check_model_folder(cfg.init_from, "--init-from")
+    world_dataset_api()[1](cfg.data, "train")  # the dataset's split list, before anything is written
     if not 0.0 <= cfg.cond_dropout < 1.0:
         raise UserError(f"--cond-dropout must be in [0, 1), got {cfg.cond_dropout}")
     if cfg.batch_size < 1 or cfg.steps < 0:
@@ -235,10 +243,25 @@ def run(cfg: TrainNovelViewConfig) -> None:
     rank, world, device = _setup_distributed(cfg)
     if cfg.batch_size % world:
         raise UserError(f"--batch-size {cfg.batch_size} is not divisible by the {world} ranks")
-    try:
-        _train(cfg, rank, world, device, latest)
+    ok = False
+    try:  # rank 0 checks, locks and prepares the folder; the other ranks wait for it
+        with (output_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume, started=has_checkpoint)
+              if rank == 0 else contextlib.nullcontext()):
+            if world > 1:
+                dist.barrier()
+            _train(cfg, rank, world, device, latest)
+            if world > 1:
+                dist.barrier()  # rank 0 holds the folder's lock until every rank is done
+        ok = True
     finally:
         if world > 1 and dist.is_initialized():
+            if ok:
+                # The DDP wrapper sits in a reference cycle that holds the process group: freed
+                # only by the garbage collector, it used to be torn down during interpreter
+                # shutdown, racing the other rank closing its gloo connections (SIGABRT). Free
+                # it now, while every rank is alive, then leave together.
+                gc.collect()
+                dist.barrier()
             dist.destroy_process_group()
 
 
@@ -367,7 +390,7 @@ def _train(cfg: TrainNovelViewConfig, rank: int, world: int, device: torch.devic
     info(f"checkpoint at step {step}: {latest}")
     if stop_requested:
         info(f"interrupted at step {step}: continue with --resume")
-        return
+        raise KeyboardInterrupt
     if preview is not None:
         _preview(ema, preview, cfg, cfg.out / "samples" / f"step_{step:06d}.png", device)
     meta = {"steps": step, "batch_size": cfg.batch_size, "data": str(cfg.data), "final_loss_ema": loss_avg,

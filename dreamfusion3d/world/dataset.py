@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from torch import Tensor
 from ..cameras import CameraSamplerConfig, Cameras, cartesian_to_spherical, sample_cameras, view_labels
 from ..utils.config import save_config
 from ..utils.errors import UserError
+from ..utils.outdir import check_output_folder, output_folder
 from ..utils.io import write_json_atomic
 from ..utils.logging import info, progress
 from .captions import all_captions, caption
@@ -169,11 +168,7 @@ def _check_config(config: MakeDatasetConfig) -> None:
     for path in config.meshes:
         if not Path(path).is_file():
             raise UserError(f"mesh file not found: {path}")
-    out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not config.overwrite:
-        raise UserError(f"--out {out} is not empty (pass --overwrite to replace it)")
+    check_output_folder(config.out, overwrite=config.overwrite)
 
 
 def object_split(num_objects: int, val_fraction: float, test_fraction: float, seed: int) -> list[str]:
@@ -188,13 +183,11 @@ def object_split(num_objects: int, val_fraction: float, test_fraction: float, se
 
 
 def write_dataset(config: MakeDatasetConfig) -> Path:
-    """Render the whole dataset into a temporary sibling folder, then move it into place (a
-    failed or interrupted run leaves any earlier dataset untouched)."""
+    """Render the whole dataset into a staging folder, then swap it into place (a failed or
+    interrupted run leaves any earlier dataset untouched: ``utils.outdir``)."""
     _check_config(config)
     out = Path(config.out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with output_folder(out, overwrite=config.overwrite, staged=True) as tmp:
         splits: dict[str, list[str]] = {s: [] for s in VIEW_SPLITS}
         assignment = object_split(config.num_objects, config.val_fraction, config.test_fraction, config.seed)
         jobs = [("scene", i) for i in range(config.num_objects)] + [("mesh", i) for i in range(len(config.meshes))]
@@ -223,20 +216,6 @@ def write_dataset(config: MakeDatasetConfig) -> Path:
             splits[split].append(object_id)
         write_json_atomic(tmp / "splits.json", splits)
         save_config(config, tmp / "config.yaml", command="make-dataset")
-        if out.is_dir() and any(out.iterdir()) and not config.overwrite:  # appeared while rendering
-            raise UserError(f"--out {out} was filled by someone else meanwhile (pass --overwrite to replace it)")
-        if out.exists():
-            trash = out.with_name(f".{out.name}.old")
-            if trash.exists():
-                shutil.rmtree(trash)
-            out.rename(trash)
-            tmp.rename(out)
-            shutil.rmtree(trash)
-        else:
-            tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out
 
 
@@ -245,6 +224,7 @@ def run(config: MakeDatasetConfig) -> None:
     import time
 
     start = time.perf_counter()
+    _check_config(config)  # before the first stage line
     torch.set_num_threads(max(1, config.threads))
     info(f"rendering {config.num_objects} objects + {len(config.meshes)} meshes, "
          f"{config.views}+{config.val_views}+{config.test_views} views at {config.resolution} px")

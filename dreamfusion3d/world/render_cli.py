@@ -14,6 +14,7 @@ from ..utils.config import save_config
 from ..utils.errors import UserError
 from ..utils.io import atomic_path
 from ..utils.logging import info, progress
+from ..utils.outdir import check_output_folder, output_folder
 from .captions import PARA_COLORS, PARA_SHAPES, PARA_SIZES, caption, vocabulary
 from .images import contact_sheet, save_png, to_uint8
 from .mesh import load_mesh_asset, render_mesh
@@ -63,7 +64,7 @@ class RenderConfig:
     threads: int = 1
     """torch CPU threads (1 is fastest for these small kernels, and robust on a shared CPU)."""
     overwrite: bool = False
-    """Write into a non-empty --out folder."""
+    """Replace a non-empty --out folder (the new renders are swapped in only when all are done)."""
 
 
 _COLOR_WORDS = {**{c: c for c in COLORS}, **{w: c for c, ws in PARA_COLORS.items() for w in ws}}
@@ -124,9 +125,7 @@ def _slug(text: str) -> str:
 def run(config: RenderConfig) -> None:
     """``dreamfusion3d render``."""
     torch.set_num_threads(max(1, config.threads))
-    out = Path(config.out)
-    if out.is_dir() and any(out.iterdir()) and not config.overwrite:
-        raise UserError(f"--out {out} is not empty (pass --overwrite to write into it)")
+    check_output_folder(config.out, overwrite=config.overwrite)
     if not 8 <= config.resolution <= 2048 or config.supersample < 1:
         raise UserError("--resolution must be in [8, 2048] and --supersample >= 1")
     cams = _cameras(config)
@@ -142,21 +141,22 @@ def run(config: RenderConfig) -> None:
         scene = primitive_scene(config.shape, config.color, seed=config.seed)
         objects.append((caption(scene), scene))
 
-    rows = []
-    for name, obj in progress(objects, desc="objects", unit="obj"):
-        render = render_scene if isinstance(obj, Scene) else render_mesh
-        rgb = render(obj, cams, background=config.background, supersample=config.supersample)["rgb"]
-        folder = out / _slug(name)
-        for i in range(rgb.shape[0]):
-            save_png(folder / f"view_{i:03d}.png", rgb[i])
-        if config.gif:
-            import imageio.v3 as iio
+    with output_folder(config.out, overwrite=config.overwrite, staged=True) as out:
+        rows = []
+        for name, obj in progress(objects, desc="objects", unit="obj"):
+            render = render_scene if isinstance(obj, Scene) else render_mesh
+            rgb = render(obj, cams, background=config.background, supersample=config.supersample)["rgb"]
+            folder = out / _slug(name)
+            for i in range(rgb.shape[0]):
+                save_png(folder / f"view_{i:03d}.png", rgb[i])
+            if config.gif:
+                import imageio.v3 as iio
 
-            with atomic_path(out / f"{_slug(name)}.gif") as tmp:
-                iio.imwrite(tmp, to_uint8(rgb), extension=".gif", duration=1000.0 / config.fps, loop=0)
-        rows.append(rgb)
-    save_png(out / "contact_sheet.png", contact_sheet(rows))
-    save_config(config, out / "config.yaml", command="render")
-    az, el, _ = cams.spherical()
-    info(f"rendered {len(objects)} object(s) × {cams.batch_size} views to {out} "
-         f"(azimuths {np.round(az.numpy(), 1).tolist()}, contact_sheet.png)")
+                with atomic_path(out / f"{_slug(name)}.gif") as tmp:
+                    iio.imwrite(tmp, to_uint8(rgb), extension=".gif", duration=1000.0 / config.fps, loop=0)
+            rows.append(rgb)
+        save_png(out / "contact_sheet.png", contact_sheet(rows))
+        save_config(config, out / "config.yaml", command="render")
+        az, el, _ = cams.spherical()
+        info(f"rendered {len(objects)} object(s) × {cams.batch_size} views to {config.out} "
+             f"(azimuths {np.round(az.numpy(), 1).tolist()}, contact_sheet.png)")

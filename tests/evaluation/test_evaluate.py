@@ -46,7 +46,8 @@ def test_finished_runs_are_reused(evaluated):
     final = out / "runs" / "a-red-cube" / "checkpoints" / "final" / "model.safetensors"
     before = final.stat().st_mtime_ns
     first = json.loads((out / "results.json").read_text())
-    assert main(args) == 0
+    assert main(args) == 2  # a non-empty --out needs --resume (or --overwrite)
+    assert main(args + ["--resume"]) == 0
     assert final.stat().st_mtime_ns == before
     again = json.loads((out / "results.json").read_text())
     assert again["runs"][0]["classifier"] == first["runs"][0]["classifier"]  # same views, same judge
@@ -63,7 +64,7 @@ def test_interrupted_run_resumes(tmp_path, capsys, tiny_generate_preset):
     run = out / "runs" / "a-blue-cone"
     shutil.rmtree(run / "checkpoints" / "final")
     capsys.readouterr()
-    assert main(args[:-1]) == 0  # not quiet: show the stage lines
+    assert main(args[:-1] + ["--resume"]) == 0  # not quiet: show the stage lines
     captured = capsys.readouterr()
     assert "resumed at step 6" in captured.out + captured.err
     trainer = json.loads((run / "checkpoints" / "final" / "representation.json").read_text())

@@ -16,18 +16,6 @@ from safetensors.torch import load_file
 
 from dreamfusion3d.cli import main
 
-def tiny_args(prior: Path, out: Path, steps: int = 6) -> list[str]:
-    return [
-        "generate", "--prompt", "a red cube", "--out", str(out), "--prior.model", str(prior),
-        "--steps", str(steps), "--batch-size", "1", "--resolution", "16", "--seed", "3",
-        "--field.kind", "dense", "--field.dense-resolution", "24", "--field.dense-features", "4",
-        "--renderer.num-steps", "32", "--renderer.occupancy-resolution", "16",
-        "--renderer.occupancy-update-every", "2", "--renderer.occupancy-warmup-steps", "4",
-        "--output.mesh-resolution", "32", "--output.video-frames", "3", "--output.video-resolution", "16",
-        "--output.preview-every", "0", "--output.checkpoint-every", "2", "--shading.albedo-only-steps", "2",
-        "--quiet",
-    ]
-
 
 @pytest.mark.parametrize("prompt", ["", "   "])
 def test_empty_prompt_is_one_clear_error(tmp_path, capsys, prompt):
@@ -69,7 +57,7 @@ def test_missing_prior_folder(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_short_run_writes_every_output(tmp_path, tiny_prior):
+def test_short_run_writes_every_output(tmp_path, tiny_prior, tiny_args):
     out = tmp_path / "run"
     assert main(tiny_args(tiny_prior, out)) == 0
     mesh = trimesh.load(out / "mesh.glb", force="mesh")
@@ -84,14 +72,19 @@ def test_short_run_writes_every_output(tmp_path, tiny_prior):
     assert metrics["mesh"]["faces"] == len(mesh.faces) and metrics["mesh"]["components"] == 1
     assert 0.0 <= metrics["turntable"]["speckle_max"] < 1.0
     assert set(metrics["stage_seconds"]) >= {"render", "prior", "backward"}
-    # the resolved config is a valid preset for the same command
-    assert main(["generate", "--config", str(out / "config.yaml"), "--out", str(tmp_path / "again"),
-                 "--steps", "0", "--quiet"]) == 0
+    # the resolved config is a valid preset for the same command (and passes its checks)
+    from dreamfusion3d.generate.config import GenerateConfig
+    from dreamfusion3d.utils.config import load_preset
+    from dreamfusion3d.utils.validate import validate_config
+
+    again = load_preset(GenerateConfig, str(out / "config.yaml"), command="generate")
+    validate_config("generate", again)
+    assert again.steps == 6 and again.prior.model == str(tiny_prior)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("geometry", ["nerf", "sdf"])
-def test_kill_9_then_resume_matches_uninterrupted(tmp_path, tiny_prior, geometry):
+def test_kill_9_then_resume_matches_uninterrupted(tmp_path, tiny_prior, tiny_args, geometry):
     steps = 40
     ref = tmp_path / "ref"
     assert main(tiny_args(tiny_prior, ref, steps) + ["--geometry", geometry]) == 0

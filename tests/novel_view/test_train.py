@@ -54,7 +54,7 @@ def test_resume_continues_with_same_step_and_optimizer_state(tiny_dataset, tmp_p
     state = json.loads((split / "checkpoints" / "latest" / "state.json").read_text())
     assert state["state"]["step"] == 2
     assert any(k.startswith("optim.") and k.endswith("exp_avg_sq") for k in _tensors(split))
-    with pytest.raises(UserError, match="already has a checkpoint"):
+    with pytest.raises(UserError, match="is not empty"):
         run(_cfg(tiny_dataset, split, 4))
     run(_cfg(tiny_dataset, split, 4, resume=True))
     state = json.loads((split / "checkpoints" / "latest" / "state.json").read_text())
@@ -85,7 +85,8 @@ def test_torchrun_two_ranks_stay_identical_and_match_one_process(tiny_dataset, t
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     proc = subprocess.run(launcher + ["--standalone", "--nproc_per_node", "2", "-m", "dreamfusion3d"] + args
-                          + ["--out", str(ddp_out)], env=env, capture_output=True, text=True, timeout=120)
+                          + ["--out", str(ddp_out)], env=env, capture_output=True, text=True,
+                          timeout=900)  # a hang guard only: 3 process starts take minutes on a loaded machine
     assert proc.returncode == 0, proc.stderr[-2000:]
     sync = json.loads((ddp_out / "ddp_sync.json").read_text())
     assert len(sync["fingerprints"]) == 2
@@ -108,13 +109,13 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tiny_dataset, tmp_path):
            "32", "--sample-every", "0", "--num-threads", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = out / "log.jsonl"
-    deadline = time.time() + 90
+    deadline = time.time() + 600  # waits for training to start, however loaded the machine
     while time.time() < deadline and not (log.is_file() and len(log.read_text().splitlines()) >= 2):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err[-1000:]
-    assert "interrupted at step" in err
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-1000:]  # the Ctrl-C convention, as for every command
+    assert "interrupted at step" in err and err.rstrip().splitlines()[-1] == "dreamfusion3d: interrupted"
     state = json.loads((out / "checkpoints" / "latest" / "state.json").read_text())
     assert state["state"]["step"] >= 2
     assert not (out / "model").exists()  # an interrupted run exports nothing
