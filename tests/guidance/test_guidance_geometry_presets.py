@@ -2,8 +2,6 @@
 pipelines (on the CPU) with the SDF geometry."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import trimesh
@@ -11,14 +9,11 @@ import yaml
 
 from dreamfusion3d.cli import main
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generate"))
-from test_generate import tiny_args  # noqa: E402
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset,folder,kind", [("sd", "tiny_sd_folder", "stable-diffusion"),
                                                 ("if", "tiny_if_folder", "deepfloyd-if")])
-def test_gpu_presets_run_the_sdf_geometry(preset, folder, kind, request, tmp_path):
+def test_gpu_presets_run_the_sdf_geometry(preset, folder, kind, request, tmp_path, tiny_args):
     model = request.getfixturevalue(folder)
     out = tmp_path / preset
     args = tiny_args(model, out, steps=3) + ["--config", preset, "--device", "cpu", "--geometry", "sdf",
