@@ -28,6 +28,7 @@ from .models.text_encoder import BUNDLED_ENCODER, SentenceEncoder
 from .models.text_prior import TextPriorArchitecture, TextPriorModel
 from .utils.checkpoint import load_checkpoint, save_checkpoint
 from .utils.config import save_config
+from .utils.device import resolve_device
 from .utils.errors import UserError
 from .utils.io import atomic_path
 from .utils.logging import info, progress
@@ -95,8 +96,8 @@ class TrainPriorConfig:
     """DDIM steps for the preview grids."""
     seed: int = 0
     """Seed for the dataset, initialisation, batches and noise."""
-    device: str = "cpu"
-    """Torch device."""
+    device: str = "auto"
+    """auto (cuda:LOCAL_RANK if CUDA is available, else cpu), cpu, cuda, cuda:N, mps."""
     num_threads: int = 0
     """torch CPU threads (0: torch's default)."""
     text_encoder: str = BUNDLED_ENCODER
@@ -265,6 +266,7 @@ def _load_initial_weights(model: TextPriorModel, folder: Path) -> None:
 
 
 def run(cfg: TrainPriorConfig) -> None:
+    device = resolve_device(cfg.device)
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     latest = cfg.out / "checkpoints" / "latest"
@@ -274,7 +276,6 @@ def run(cfg: TrainPriorConfig) -> None:
         raise UserError(f"{cfg.out} already has a checkpoint; pass --resume to continue it or choose another --out")
     cfg.out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, cfg.out / "config.yaml", command="train-prior")
-    device = torch.device(cfg.device)
 
     torch.manual_seed(cfg.seed)
     model = TextPriorModel.from_architecture(cfg.arch, text_encoder_id=cfg.text_encoder).to(device)
