@@ -113,7 +113,7 @@ def check_resume(work: Path) -> None:
     def finish(gen: Generation) -> dict:
         while gen.step < steps:
             gen.train_step()
-        return {k: v.detach().float().cpu() for k, v in gen.renderer.state_dict().items()}
+        return {k: v.detach().float().cpu() for k, v in gen.representation.state_dict().items()}
 
     start = time.time()
     ref_gen = Generation(config("ref"), "a red cube", work / "ref")

@@ -6,8 +6,9 @@ import torch
 
 from dreamfusion3d.cameras import orbit_cameras
 from dreamfusion3d.fields import FieldConfig
-from dreamfusion3d.rendering import BackgroundConfig, RendererConfig, build_renderer
+from dreamfusion3d.rendering import BackgroundConfig, RendererConfig
 from dreamfusion3d.rendering import renderer as renderer_module
+from dreamfusion3d.representations import build_nerf
 from dreamfusion3d.utils.checkpoint import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.cuda
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.cuda
 def _trained_like_renderer():
     """A hash-grid field with random weights and an occupancy grid that has skipped cells."""
     torch.manual_seed(0)
-    r = build_renderer(FieldConfig(kind="hashgrid", blob="gaussian", blob_density=20.0, blob_radius=0.5),
+    r = build_nerf(FieldConfig(kind="hashgrid", blob="gaussian", blob_density=20.0, blob_radius=0.5),
                        RendererConfig(num_steps=96, occupancy_resolution=32, early_stop_eps=0.0, stratified=False),
                        BackgroundConfig(kind="fixed"))
     with torch.no_grad():
@@ -94,7 +95,7 @@ def test_generation_resumes_bit_identically_on_cuda(tmp_path, tiny_prior):
     second.load(folder)
     while second.step < 12:
         second.train_step()
-    a, b = ref.renderer.state_dict(), second.renderer.state_dict()
+    a, b = ref.representation.state_dict(), second.representation.state_dict()
     # CUDA's atomic adds (compositing's index_add_) may reorder float sums: equal up to rounding.
     # Without the CUDA RNG state the stratified samples differ and so do the weights, far beyond this.
     for k in a:

@@ -38,9 +38,9 @@ class SyncSpy(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def tiny_generation(tmp_path, prior_folder, **prompting) -> Generation:
+def tiny_generation(tmp_path, prior_folder, geometry="nerf", **prompting) -> Generation:
     cfg = GenerateConfig(prompt="a red cube", out=tmp_path, steps=20, batch_size=2, resolution=16, seed=3,
-                         device="cpu")
+                         device="cpu", geometry=geometry)
     cfg.prior.model = str(prior_folder)
     cfg.field = FieldConfig(kind="dense", dense_resolution=16, dense_features=4)
     cfg.renderer = RendererConfig(num_steps=24, occupancy_resolution=16, occupancy_update_every=2,
@@ -51,7 +51,7 @@ def tiny_generation(tmp_path, prior_folder, **prompting) -> Generation:
     return Generation(cfg, cfg.prompt, tmp_path)
 
 
-@pytest.mark.parametrize("prompting", [{}, {"interpolate_views": True, "perp_neg": True}])
+@pytest.mark.parametrize("prompting", [{}, {"interpolate_views": True, "perp_neg": True}, {"geometry": "sdf"}])
 def test_a_step_reads_nothing_back(tmp_path, tiny_prior, prompting):
     gen = tiny_generation(tmp_path, tiny_prior, **prompting)
     for _ in range(3):

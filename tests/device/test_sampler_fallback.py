@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from dreamfusion3d.fields import FieldConfig
-from dreamfusion3d.rendering import BackgroundConfig, RendererConfig, build_renderer, kernels
+from dreamfusion3d.rendering import BackgroundConfig, RendererConfig, kernels
 from dreamfusion3d.rendering import renderer as renderer_module
+from dreamfusion3d.representations import build_nerf
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +56,7 @@ def test_built_kernels_are_used_without_a_warning(monkeypatch, capsys):
 
 
 def _renderer():
-    return build_renderer(FieldConfig(kind="dense", dense_resolution=8, dense_features=2),
+    return build_nerf(FieldConfig(kind="dense", dense_resolution=8, dense_features=2),
                           RendererConfig(num_steps=16, occupancy_resolution=8), BackgroundConfig(kind="fixed"))
 
 
