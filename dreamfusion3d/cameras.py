@@ -174,24 +174,26 @@ def wrap_azimuth(azimuth_deg: Tensor) -> Tensor:
     return -((-azimuth_deg + 180.0) % 360.0 - 180.0)
 
 
+def view_index(
+    azimuth_deg: Tensor, elevation_deg: Tensor, front_half_angle: float = 45.0, overhead_elevation: float = 60.0
+) -> Tensor:
+    """Index into ``VIEW_LABELS`` of each camera ``[B]`` (long), computed on the angles' device
+    without a host sync: overhead above ``overhead_elevation``; otherwise front within
+    ``front_half_angle`` of azimuth 0, back within it of 180, side in between."""
+    a = wrap_azimuth(azimuth_deg.detach().float()).abs()
+    e = elevation_deg.detach().float()
+    idx = torch.ones(a.shape, dtype=torch.long, device=a.device)  # side
+    idx = torch.where(a >= 180.0 - front_half_angle, VIEW_LABELS.index("back"), idx)
+    idx = torch.where(a <= front_half_angle, VIEW_LABELS.index("front"), idx)
+    return torch.where(e >= overhead_elevation, VIEW_LABELS.index("overhead"), idx)
+
+
 def view_labels(
     azimuth_deg: Tensor, elevation_deg: Tensor, front_half_angle: float = 45.0, overhead_elevation: float = 60.0
 ) -> list[str]:
-    """DreamFusion's view words: overhead above ``overhead_elevation``; otherwise front within
-    ``front_half_angle`` of azimuth 0, back within it of 180, side in between."""
-    az = wrap_azimuth(azimuth_deg.detach().float().cpu()).abs()
-    el = elevation_deg.detach().float().cpu()
-    labels = []
-    for a, e in zip(az.tolist(), el.tolist()):
-        if e >= overhead_elevation:
-            labels.append("overhead")
-        elif a <= front_half_angle:
-            labels.append("front")
-        elif a >= 180.0 - front_half_angle:
-            labels.append("back")
-        else:
-            labels.append("side")
-    return labels
+    """DreamFusion's view words of :func:`view_index` (a host sync: for captions, not for a step)."""
+    return [VIEW_LABELS[i] for i in view_index(azimuth_deg, elevation_deg, front_half_angle,
+                                                overhead_elevation).tolist()]
 
 
 @dataclass

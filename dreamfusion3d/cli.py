@@ -173,9 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"unknown command {name!r}; choose from: {', '.join(COMMANDS)}")
 
     from .utils.errors import UserError
-    from .utils.logging import set_quiet
+    from .utils.logging import clear_pending, set_quiet
 
     set_quiet(quiet)
+    clear_pending()
     command = COMMANDS[name]
     try:
         cls = _load(command.config)

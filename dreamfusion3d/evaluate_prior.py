@@ -22,7 +22,7 @@ from torch import Tensor
 from .cameras import CameraSamplerConfig, sample_cameras
 from .models.classifier import SHIPPED_CLASSIFIER, ClassifierConfig, ShapeColorClassifier, augment
 from .utils.config import save_config
-from .utils.errors import UserError
+from .utils.device import resolve_device
 from .utils.io import write_json_atomic, write_text_atomic
 from .utils.logging import info, progress
 from .utils.outdir import check_output_folder, output_folder
@@ -149,8 +149,8 @@ class EvaluatePriorConfig:
     """Also evaluate paraphrased captions (words never used in training)."""
     seed: int = 0
     """Sampling seed."""
-    device: str = "cpu"
-    """Torch device."""
+    device: str = "auto"
+    """auto (cuda:LOCAL_RANK if CUDA is available, else cpu), cpu, cuda, cuda:N, mps."""
 
 
 def evaluation_captions(paraphrase: bool, seed: int = 0) -> list[tuple[str, str, str]]:
@@ -169,6 +169,7 @@ def run_evaluate_prior(cfg: EvaluatePriorConfig) -> None:
     from .models import SentenceEncoder, TextPriorModel
     from .train_prior import sample_images, save_grid
 
+    cfg.device = str(resolve_device(cfg.device))
     check_output_folder(cfg.out, overwrite=cfg.overwrite)
     model = TextPriorModel.from_pretrained(cfg.prior, device=cfg.device)
     judge = ShapeColorClassifier.from_pretrained(cfg.classifier, device=cfg.device)

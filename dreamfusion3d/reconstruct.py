@@ -24,6 +24,7 @@ from .fields import FieldConfig
 from .rendering import BackgroundConfig, RendererConfig
 from .representations import NeRF, build_nerf, save_representation
 from .utils.config import save_config
+from .utils.device import resolve_device
 from .utils.errors import UserError
 from .utils.io import atomic_path, write_json_atomic
 from .utils.logging import info, progress
@@ -67,8 +68,8 @@ class ReconstructConfig:
     """Write checkpoints/latest every n steps (0 = only at the end)."""
     seed: int = 0
     """Seed of the initialisation and the ray batches."""
-    device: str = "cpu"
-    """Torch device."""
+    device: str = "auto"
+    """auto (cuda:LOCAL_RANK if CUDA is available, else cpu), cpu, cuda, cuda:N, mps."""
     threads: int = 0
     """CPU threads for torch (0 = torch's default). On a busy machine 1 thread can be faster."""
     overwrite: bool = False
@@ -165,7 +166,7 @@ def evaluate(renderer: NeRF, images: Tensor, cameras, background=(1.0, 1.0, 1.0)
         psnrs.append(psnr(img, gt[i]))
         ssims.append(float(structural_similarity(gt[i], img, data_range=1.0, channel_axis=-1)))
         samples += out["num_samples"]
-        dense += out["num_dense"]
+        dense += int(out["num_dense"])
     return {
         "psnr": float(np.mean(psnrs)),
         "ssim": float(np.mean(ssims)),
@@ -195,7 +196,7 @@ def run(config: ReconstructConfig) -> None:
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    device = torch.device(config.device)
+    device = resolve_device(config.device)
     renderer = build_nerf(config.field, config.renderer, BackgroundConfig(kind="fixed", color=config.background))
     renderer.to(device)
     with output_folder(config.out, overwrite=config.overwrite, started=has_checkpoint) as out:

@@ -28,6 +28,7 @@ from .models.text_encoder import BUNDLED_ENCODER, SentenceEncoder
 from .models.text_prior import TextPriorArchitecture, TextPriorModel
 from .utils.checkpoint import load_checkpoint, save_checkpoint
 from .utils.config import save_config
+from .utils.device import resolve_device
 from .utils.errors import UserError
 from .utils.io import atomic_path
 from .utils.logging import info, progress
@@ -99,8 +100,8 @@ class TrainPriorConfig:
     """DDIM steps for the preview grids."""
     seed: int = 0
     """Seed for the dataset, initialisation, batches and noise."""
-    device: str = "cpu"
-    """Torch device."""
+    device: str = "auto"
+    """auto (cuda:LOCAL_RANK if CUDA is available, else cpu), cpu, cuda, cuda:N, mps."""
     num_threads: int = 0
     """torch CPU threads (0: torch's default)."""
     text_encoder: str = BUNDLED_ENCODER
@@ -269,6 +270,7 @@ def _load_initial_weights(model: TextPriorModel, folder: Path) -> None:
 
 
 def run(cfg: TrainPriorConfig) -> None:
+    resolve_device(cfg.device)  # a bad --device is an error before anything is written
     latest = cfg.out / "checkpoints" / "latest"
     if cfg.resume and not latest.exists():
         raise UserError(f"--resume given but {latest} does not exist")
@@ -283,7 +285,7 @@ def run(cfg: TrainPriorConfig) -> None:
 
 def _train(cfg: TrainPriorConfig, latest: Path) -> None:
     save_config(cfg, cfg.out / "config.yaml", command="train-prior")
-    device = torch.device(cfg.device)
+    device = resolve_device(cfg.device)
 
     torch.manual_seed(cfg.seed)
     model = TextPriorModel.from_architecture(cfg.arch, text_encoder_id=cfg.text_encoder).to(device)

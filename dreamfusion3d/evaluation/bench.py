@@ -40,6 +40,7 @@ from typing import Literal
 import torch
 
 from ..utils.config import load_preset, save_config, to_dict
+from ..utils.device import resolve_device
 from ..utils.errors import UserError
 from ..utils.io import write_json_atomic
 from ..utils.logging import info
@@ -205,6 +206,7 @@ def _bench(cfg: BenchConfig) -> None:
         gcfg.field.kind = cfg.field_kind
     if cfg.device is not None:
         gcfg.device = cfg.device
+    gcfg.device = str(resolve_device(gcfg.device))
     t_start = time.time()
     gen = Generation(gcfg, cfg.prompt, cfg.out)
     device = gen.device

@@ -28,6 +28,7 @@ import torch
 
 from ..guidance.config import PriorKind
 from ..utils.config import load_preset, save_config
+from ..utils.device import resolve_device
 from ..utils.errors import UserError
 from ..utils.io import atomic_path, write_json_atomic, write_text_atomic
 from ..utils.logging import info, progress, warn
@@ -77,8 +78,8 @@ class EvaluateConfig:
     """Grid size of the geometry comparison."""
     seed: int = 0
     """Seed of the views and surface samples."""
-    device: str = "cpu"
-    """Torch device."""
+    device: str = "auto"
+    """auto (cuda:LOCAL_RANK if CUDA is available, else cpu), cpu, cuda, cuda:N, mps."""
     num_threads: int = 0
     """torch CPU threads (0: torch's default)."""
 
@@ -354,6 +355,7 @@ def run(cfg: EvaluateConfig) -> None:
 
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
+    cfg.device = str(resolve_device(cfg.device))
     if cfg.views < 1:
         raise UserError(f"--views must be at least 1, got {cfg.views}")
     if cfg.geometry_resolution < 16:

@@ -12,6 +12,7 @@ import trimesh
 import tyro
 
 from ..utils.config import save_config
+from ..utils.device import resolve_device
 from ..utils.errors import UserError
 from ..utils.io import write_json_atomic
 from ..utils.logging import info
@@ -54,8 +55,8 @@ class ExportConfig:
     """Up axis of OBJ/PLY files (GLB is always +Y up as glTF requires; our world is +Z up)."""
     chunk_size: int = 131072
     """Points per field evaluation (bounds memory)."""
-    device: str = "cpu"
-    """Torch device for field evaluation."""
+    device: str = "auto"
+    """Torch device for field evaluation: auto (cuda:LOCAL_RANK if CUDA is available, else cpu), cpu, cuda, cuda:N, mps."""
     world_shape: str | None = None
     """Export a procedural world object of this shape instead of a run (e.g. sphere, cube, torus)."""
     world_color: str = "red"
@@ -113,6 +114,7 @@ def build_mesh(config: ExportConfig) -> tuple[trimesh.Trimesh, dict]:
 @torch.no_grad()
 def run(config: ExportConfig) -> None:
     start = time.perf_counter()
+    config.device = str(resolve_device(config.device))
     check_output_folder(config.out, overwrite=config.overwrite)
     if config.source is not None and Path(config.out).resolve() in (config.source.resolve(), *config.source.resolve().parents):
         raise UserError(f"--out {config.out} holds the source {config.source}: choose another --out")

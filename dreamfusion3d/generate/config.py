@@ -134,10 +134,13 @@ class GenerateConfig:
     """Render size for the prior during optimisation."""
     seed: int = 0
     """Seed of the whole run (cameras, lights, shading, noise)."""
-    device: str = "cpu"
-    """Torch device (cuda for GPUs)."""
+    device: str = "auto"
+    """auto (cuda:LOCAL_RANK if CUDA is available, else cpu), cpu, cuda, cuda:N, mps."""
     num_threads: int = 0
     """torch CPU threads (0: torch's default)."""
+    vram_gb: float | None = None
+    """GPU memory to plan for (stable-diffusion / deepfloyd-if priors): sets batch_size, resolution,
+    prior.attention_slicing and prior.cpu_offload from estimated peaks (dreamfusion3d/generate/memory.py)."""
     prior: PriorConfig = dc_field(default_factory=lambda: PriorConfig(t_anneal="linear"))
     """The frozen diffusion prior."""
     prompting: PromptConfig = dc_field(default_factory=PromptConfig)

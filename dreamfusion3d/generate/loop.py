@@ -25,6 +25,7 @@ from ..guidance import PromptProcessor, load_prior
 from ..representations import build_representation, load_weights, representation_class, save_representation
 from ..utils.checkpoint import load_checkpoint, save_checkpoint
 from ..utils.config import load_preset, save_config
+from ..utils.device import resolve_device
 from ..utils.errors import UserError
 from ..utils.io import replace_folder, write_json_atomic
 from ..utils.logging import info, progress, warn
@@ -32,6 +33,7 @@ from ..utils.outdir import has_checkpoint, output_folder
 from ..utils.validate import validate_config
 from .checks import Ranks, claim_folder, rank_and_world, read_prompts_file, validate_generate  # noqa: F401
 from .config import GenerateConfig
+from .memory import apply_memory_plan
 from .outputs import export_outputs, save_preview
 
 SHADINGS = ("albedo", "lambertian", "textureless")
@@ -42,12 +44,18 @@ def slugify(prompt: str, max_len: int = 60) -> str:
     return slug[:max_len].strip("-") or "prompt"
 
 
+LOG_EVERY = 10  # steps between reads of the step figures: the loop's only planned host sync
+
+
 @dataclass
 class StepStats:
-    sds: float
-    orientation: float
-    opacity: float
-    total: float
+    """One step's figures, left on the device (0-d tensors): read them with ``float()`` only when
+    they are logged, so a GPU step does not wait for the device."""
+
+    sds: Tensor | float
+    orientation: Tensor | float
+    opacity: Tensor | float
+    total: Tensor | float
     shading: str
     num_samples: int
 
@@ -59,8 +67,9 @@ class Generation:
         self.cfg = cfg
         self.prompt = prompt
         self.out = out
-        self.device = torch.device(cfg.device)
+        self.device = resolve_device(cfg.device, announce=False)
         self.prior = prior if prior is not None else load_prior(cfg.prior, device=self.device)
+        self.prior.defer_finite_check = True  # NaN/Inf steps are reported every LOG_EVERY steps
         self._build_guidance()
         torch.manual_seed(cfg.seed)
         self.representation = build_representation(cfg.geometry, cfg).to(self.device)
@@ -101,18 +110,20 @@ class Generation:
             shutil.rmtree(staging)
         save_representation(staging, self.representation, {"prompt": self.prompt, "step": self.step})
         save_checkpoint(staging / "trainer", {}, self.optimizer, {"run": self.generator},
-                        {"step": self.step, "prompt": self.prompt, "torch_rng": torch.get_rng_state().tolist(),
-                         "history": self.history})
+                        {"step": self.step, "prompt": self.prompt, "history": self.history},
+                        global_rng=self.device)  # CPU + CUDA RNG (nerfacc's CUDA sampler draws from it)
         return replace_folder(staging, folder)
 
     def load(self, folder: Path) -> None:
         load_weights(folder, self.representation)
-        state = load_checkpoint(folder / "trainer", {}, self.optimizer, {"run": self.generator})
+        state = load_checkpoint(folder / "trainer", {}, self.optimizer, {"run": self.generator},
+                                global_rng=self.device)
         if state.get("prompt") != self.prompt:
             raise UserError(f"checkpoint {folder} is for prompt {state.get('prompt')!r}, not {self.prompt!r}")
         self.step = int(state["step"])
         self.history = state.get("history", [])
-        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        if "torch_rng" in state:  # checkpoints written before the RNG states moved into the tensors
+            torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
 
     # ------------------------------------------------------------------ one step
     def _lights(self, cam_positions: Tensor) -> Tensor:  # [B,3] -> [B,3]
@@ -174,7 +185,7 @@ class Generation:
         self.step += 1
         for k, dt in zip(self.timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             self.timings[k] += dt
-        return StepStats(sds.loss.item(), loss_orient.item(), loss_opacity.item(), total.item(), shading,
+        return StepStats(sds.loss.detach(), loss_orient.detach(), loss_opacity.detach(), total.detach(), shading,
                          int(out.get("num_samples", 0)))
 
     # ------------------------------------------------------------------ the run
@@ -193,10 +204,11 @@ class Generation:
             while self.step < cfg.steps and not interrupted:
                 stats = self.train_step()
                 bar.update(1)
-                bar.set_postfix(sds=f"{stats.sds:.3g}", opacity=f"{stats.opacity:.2f}")
-                if self.step % 10 == 0 or self.step == cfg.steps:
-                    self.history.append({"step": self.step, "sds": stats.sds, "opacity": stats.opacity,
-                                         "orientation": stats.orientation, "total": stats.total})
+                if self.step % LOG_EVERY == 0 or self.step == cfg.steps:  # the figures' one host sync
+                    row = {k: float(getattr(stats, k)) for k in ("sds", "opacity", "orientation", "total")}
+                    bar.set_postfix(sds=f"{row['sds']:.3g}", opacity=f"{row['opacity']:.2f}")
+                    self.history.append({"step": self.step, **row})
+                    self.prior.report_nonfinite()
                 if cfg.output.preview_every and self.step % cfg.output.preview_every == 0:
                     save_preview(self.representation, self.out / "progress" / f"step_{self.step:06d}.png", cfg)
                 if self.step % cfg.output.checkpoint_every == 0 and self.step < cfg.steps:
@@ -254,6 +266,11 @@ def run(cfg: GenerateConfig) -> None:
         validate_config("generate", cfg)
     prompts = validate_generate(cfg)  # everything is checked before anything is written
     representation_class(cfg.geometry)  # an unknown --geometry is an error before anything is written
+    device = resolve_device(cfg.device, prior_kind=cfg.prior.kind)  # checked before anything is written
+    if cfg.vram_gb is not None and device.type != "cuda":
+        warn(f"--vram-gb plans GPU memory; ignored on {device}")
+    elif cfg.vram_gb is not None:
+        apply_memory_plan(cfg)  # before config.yaml is written, so that it records the plan
     rank, world = rank_and_world()
     multi, resuming = cfg.prompts_file is not None, cfg.resume is not None
     jobs = [(p, cfg.out / slugify(p) if multi else cfg.out) for p in prompts][rank::world]
@@ -262,7 +279,8 @@ def run(cfg: GenerateConfig) -> None:
         with (output_folder(cfg.out, overwrite=cfg.overwrite, resume=resuming, started=has_checkpoint)
               if rank == 0 else contextlib.nullcontext(cfg.out)):
             if rank == 0 and not resuming:
-                save_config(cfg, cfg.out / "config.yaml", command="generate")
+                save_config(cfg, cfg.out / "config.yaml", command="generate")  # keeps --device as given (auto)
+            cfg.device = str(device)
             ranks.wait()
             _run_jobs(cfg, jobs, multi, resuming)
             ranks.wait()  # rank 0 holds the lock until every rank is done

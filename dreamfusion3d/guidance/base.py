@@ -8,6 +8,7 @@ network (``_model_output``); the SDS step itself is written once, here.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +35,12 @@ class SDSOutput:
     noise_pred: Tensor  # [B, C, h, w] guided prediction ε̂
     latents: Tensor  # [B, C, h, w] z in model space (part of the autograd graph)
     grad_norm: Tensor  # [B] per-sample L2 norm of w(t)(ε̂ − ε) before any rescaling
-    nonfinite: bool = False  # True when NaN/Inf was caught and the step turned into a no-op
+    finite: Tensor | None = None  # [] bool: False when NaN/Inf was caught and the step turned into a no-op
+
+    @property
+    def nonfinite(self) -> bool:
+        """Whether NaN/Inf was caught (reading it is a host sync on a GPU)."""
+        return self.finite is not None and not bool(self.finite)
 
 
 class Prior:
@@ -56,9 +62,28 @@ class Prior:
     t_anneal: S.TAnneal = "none"
     t_max_end: float = 0.5
     weighting: S.Weighting = "sds"
+    defer_finite_check: bool = False
+    """False: each SDS step checks its gradient for NaN/Inf at once and warns (a host sync). True
+    (the optimisation loop): steps only count such cases on the device and
+    :meth:`report_nonfinite` warns, every N steps."""
+
+    text_encoder_rest: torch.device | None = None
+    """Where the text encoder waits between encodings: the CPU for SD/IF on a GPU (it comes to
+    ``device`` only to fill the embedding cache), None: it stays on ``device``."""
+
+    _nonfinite_steps: Tensor | None = None  # [] long, counted on the device (defer_finite_check)
 
     def __init__(self) -> None:
         self._text_cache: dict[str, Tensor] = {}
+
+    def _text_modules(self) -> list[torch.nn.Module]:
+        """The text encoder(s) that :attr:`text_encoder_rest` applies to."""
+        return []
+
+    def _parked_while_encoding(self) -> list[torch.nn.Module]:
+        """Networks moved to :attr:`text_encoder_rest` while the text encoder visits the device, so
+        the two never share the GPU (IF: the 4.3 B UNet and the T5-XXL encoder)."""
+        return []
 
     # ---- to implement -------------------------------------------------------------------
     def _encode_text(self, prompts: list[str]) -> Tensor:  # [N, ...]
@@ -95,11 +120,32 @@ class Prior:
             prompts = [prompts]
         missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
         if missing:
-            with torch.no_grad():
+            with torch.no_grad(), self._text_encoder_on_device():
                 embs = self._encode_text(missing)
             for p, e in zip(missing, embs):
                 self._text_cache[p] = e.detach()
         return torch.stack([self._text_cache[p] for p in prompts])
+
+    @contextlib.contextmanager
+    def _text_encoder_on_device(self):
+        rest, modules = self.text_encoder_rest, self._text_modules()
+        if rest is None or not modules:
+            yield
+            return
+        parked = self._parked_while_encoding()
+        for m in parked:
+            m.to(rest)
+        for m in modules:
+            m.to(self.device)
+        try:
+            yield
+        finally:
+            for m in modules:
+                m.to(rest)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()  # hand the encoder's memory back to the UNet
+            for m in parked:
+                m.to(self.device)
 
     @torch.no_grad()
     def predict_noise(self, z_t: Tensor, t: Tensor, emb: Tensor) -> Tensor:
@@ -189,15 +235,28 @@ class Prior:
             grad_norm = S.per_sample_norm(grad)
             if weighting == "grad-norm":
                 grad = S.normalise_gradient(grad)
-            nonfinite = not bool(torch.isfinite(grad).all())
-            if nonfinite:
-                warn(f"{self.name}: non-finite SDS gradient (NaN/Inf) at t={t.tolist()}; "
-                     "this step contributes no gradient")
-                grad = torch.zeros_like(grad)
-        z_safe = torch.nan_to_num(z.float(), nan=0.0, posinf=0.0, neginf=0.0) if nonfinite else z.float()
+            # NaN/Inf turns the step into a no-op, decided on the device (no host sync here)
+            finite = torch.isfinite(grad).all()
+            grad = torch.where(finite, grad, torch.zeros_like(grad))
+        z_safe = torch.where(finite, z.float(), torch.nan_to_num(z.float(), nan=0.0, posinf=0.0, neginf=0.0))
         loss = S.sds_surrogate_loss(z_safe, grad)
+        if self.defer_finite_check:
+            self._nonfinite_steps = (~finite).long() + (0 if self._nonfinite_steps is None else self._nonfinite_steps)
+        elif not bool(finite):
+            warn(f"{self.name}: non-finite SDS gradient (NaN/Inf) at t={t.tolist()}; "
+                 "this step contributes no gradient")
         return SDSOutput(loss=loss, grad=grad, t=t, weights=w, noise=noise, noise_pred=eps_hat, latents=z,
-                         grad_norm=grad_norm, nonfinite=nonfinite)
+                         grad_norm=grad_norm, finite=finite)
+
+    def report_nonfinite(self) -> int:
+        """Warn once about the steps with NaN/Inf SDS gradients counted since the last report
+        (``defer_finite_check``); returns their number. One host sync."""
+        if self._nonfinite_steps is None:
+            return 0
+        count, self._nonfinite_steps = int(self._nonfinite_steps), None
+        if count:
+            warn(f"{self.name}: {count} step(s) had a non-finite SDS gradient (NaN/Inf) and contributed no gradient")
+        return count
 
 
 def _expand(emb: Tensor, batch: int) -> Tensor:

@@ -20,6 +20,7 @@ from .loading import (
     load_component,
     resolve_dtype,
     resolve_model,
+    text_encoder_rest,
 )
 
 IF_LAYOUT = (
@@ -63,10 +64,21 @@ class DeepFloydIFPrior(Prior):
         tokenizer = load_component("tokenizer", source, local, AutoTokenizer.from_pretrained, subfolder="tokenizer")
         scheduler = load_component("scheduler", source, local, DDPMScheduler.from_pretrained, subfolder="scheduler")
         apply_memory_options(unet, config.attention_slicing, config.channels_last)
-        if not (config.cpu_offload and enable_cpu_offload([text_encoder, unet], device)):
+        offloaded = config.cpu_offload and enable_cpu_offload([text_encoder, unet], device)
+        rest = text_encoder_rest(device, offloaded)  # T5-XXL: ~10 GB in fp16 that the UNet can use
+        if not offloaded:
             unet.to(device)
-            text_encoder.to(device)
-        return cls(unet, text_encoder, tokenizer, scheduler, device, config.resolved_guidance_scale())
+            if rest is None:
+                text_encoder.to(device)
+        prior = cls(unet, text_encoder, tokenizer, scheduler, device, config.resolved_guidance_scale())
+        prior.text_encoder_rest = rest
+        return prior
+
+    def _text_modules(self) -> list[torch.nn.Module]:
+        return [self.text_encoder]
+
+    def _parked_while_encoding(self) -> list[torch.nn.Module]:
+        return [self.unet]
 
     def _encode_text(self, prompts: list[str]) -> Tensor:  # [N, L, D]
         tokens = self.tokenizer([p.lower().strip() for p in prompts], padding="max_length",

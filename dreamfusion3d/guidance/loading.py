@@ -89,3 +89,10 @@ def enable_cpu_offload(modules: Sequence[torch.nn.Module], device: torch.device)
         m.to("cpu")
         _, hook = cpu_offload_with_hook(m, device, prev_module_hook=hook)
     return True
+
+
+def text_encoder_rest(device: torch.device, offloaded: bool) -> torch.device | None:
+    """Where a large text encoder waits between encodings: the CPU when the prior runs on a GPU
+    (its embeddings are cached, so it is needed only for new prompts); None (stay) on a CPU or
+    when accelerate's offload hooks already move it."""
+    return torch.device("cpu") if device.type == "cuda" and not offloaded else None

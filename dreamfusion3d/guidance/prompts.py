@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..cameras import VIEW_LABELS, view_labels, wrap_azimuth
+from ..cameras import VIEW_LABELS, view_index, view_labels, wrap_azimuth
 from .base import Prior, SDSOutput
 
 
@@ -84,6 +84,7 @@ class PromptProcessor:
         self.base_emb = embs[0]
         self.uncond_emb = embs[1]
         self.view_embs = {v: embs[2 + i] for i, v in enumerate(views)}
+        self._view_stack = embs[2:]  # [4, ...] in VIEW_LABELS order
 
     @classmethod
     def from_config(cls, prior: Prior, prompt: str, config: PromptConfig) -> "PromptProcessor":
@@ -93,24 +94,24 @@ class PromptProcessor:
     def labels(self, azimuth_deg: Tensor, elevation_deg: Tensor) -> list[str]:
         return view_labels(azimuth_deg, elevation_deg, self.front_half_angle, self.overhead_elevation)
 
+    def _index(self, azimuth_deg: Tensor, elevation_deg: Tensor) -> Tensor:  # [B] long, on the embeddings' device
+        idx = view_index(azimuth_deg, elevation_deg, self.front_half_angle, self.overhead_elevation)
+        return idx.to(self._view_stack.device)
+
     def _positive(self, azimuth_deg: Tensor, elevation_deg: Tensor) -> Tensor:  # [B, ...]
-        labels = self.labels(azimuth_deg, elevation_deg)
+        """Per-camera embeddings by tensor indexing on the device (no host sync in a step)."""
+        idx = self._index(azimuth_deg, elevation_deg)
         if not self.view_dependent:
-            return self.base_emb.expand(len(labels), *self.base_emb.shape)
+            return self.base_emb.expand(idx.shape[0], *self.base_emb.shape)
         if not self.interpolate_views:
-            return torch.stack([self.view_embs[v] for v in labels])
+            return self._view_stack[idx]
         front, side, back = self.view_embs["front"], self.view_embs["side"], self.view_embs["back"]
-        out = []
-        for label, a in zip(labels, _abs_azimuth(azimuth_deg)):
-            if label == "overhead":
-                out.append(self.view_embs["overhead"])
-            elif a <= 90.0:
-                r = a / 90.0
-                out.append(torch.lerp(front, side, r))
-            else:
-                r = (a - 90.0) / 90.0
-                out.append(torch.lerp(side, back, r))
-        return torch.stack(out)
+        a = _abs_azimuth(azimuth_deg).to(idx.device)
+        shape = (-1,) + (1,) * front.ndim
+        near = a <= 90.0
+        r = torch.where(near, a / 90.0, (a - 90.0) / 90.0).view(shape)
+        blend = torch.where(near.view(shape), torch.lerp(front, side, r), torch.lerp(side, back, r))
+        return torch.where((idx == VIEW_LABELS.index("overhead")).view(shape), self.view_embs["overhead"], blend)
 
     def embeddings(self, azimuth_deg: Tensor, elevation_deg: Tensor) -> tuple[Tensor, Tensor]:
         """``(cond [B, ...], uncond [B, ...])`` for cameras at these angles (degrees)."""
@@ -124,17 +125,12 @@ class PromptProcessor:
         fades in; along side→back (r = (|az|−90)/90) the front negative stays at full weight and
         the side one fades in. Weights are continuous in azimuth; overhead views get none.
         """
-        labels = self.labels(azimuth_deg, elevation_deg)
-        w = torch.zeros(len(labels), 2)
-        for i, (label, a) in enumerate(zip(labels, _abs_azimuth(azimuth_deg))):
-            if label == "overhead":
-                continue
-            if a <= 90.0:
-                r = a / 90.0
-                w[i] = torch.tensor([r, 1.0 - r])
-            else:
-                r = (a - 90.0) / 90.0
-                w[i] = torch.tensor([1.0, r])
+        idx = view_index(azimuth_deg, elevation_deg, self.front_half_angle, self.overhead_elevation)
+        a = _abs_azimuth(azimuth_deg)
+        near = a <= 90.0
+        r = torch.where(near, a / 90.0, (a - 90.0) / 90.0)
+        w = torch.stack([torch.where(near, r, torch.ones_like(r)), torch.where(near, 1.0 - r, r)], dim=-1)
+        w = torch.where((idx == VIEW_LABELS.index("overhead"))[:, None], torch.zeros_like(w), w)
         return w * self.perp_neg_weight
 
     def conditioning(self, azimuth_deg: Tensor, elevation_deg: Tensor) -> Conditioning:
@@ -153,5 +149,5 @@ class PromptProcessor:
                                    negative_weights=c.negative_weights, **kwargs)
 
 
-def _abs_azimuth(azimuth_deg: Tensor) -> list[float]:
-    return wrap_azimuth(azimuth_deg.detach().float().cpu()).abs().tolist()
+def _abs_azimuth(azimuth_deg: Tensor) -> Tensor:  # [B] in [0, 180], where the angles live
+    return wrap_azimuth(azimuth_deg.detach().float()).abs()

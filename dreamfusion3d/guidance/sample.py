@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..utils.config import save_config
+from ..utils.device import resolve_device
 from ..utils.errors import UserError
 from ..utils.io import atomic_path
 from ..utils.logging import info
@@ -51,19 +52,7 @@ class SampleConfig:
     seed: int = 0
     """Random seed."""
     device: str = "auto"
-    """auto (CUDA if available, else CPU), cpu, cuda, cuda:1, ..."""
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise UserError(f"unknown device {device!r}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {device} requested but CUDA is not available")
-    return dev
+    """auto (cuda:LOCAL_RANK if CUDA is available, else cpu), cpu, cuda, cuda:N, mps."""
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> np.ndarray:
@@ -92,6 +81,7 @@ def run(config: SampleConfig) -> None:
         raise UserError("num_images, steps and batch_size must be at least 1")
     check_output_folder(config.out, overwrite=config.overwrite)
     device = resolve_device(config.device)
+    info(f"loading prior {config.prior.kind}")
     prior = load_prior(config.prior, device)
     info(f"loaded prior {config.prior.kind} on {device}")
     prompt = config.prompt if config.view == "none" else view_prompt(config.prompt, config.view)

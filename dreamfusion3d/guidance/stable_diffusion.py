@@ -21,6 +21,7 @@ from .loading import (
     load_component,
     resolve_dtype,
     resolve_model,
+    text_encoder_rest,
 )
 
 SD_LAYOUT = (
@@ -67,12 +68,17 @@ class StableDiffusionPrior(Prior):
         scheduler = load_component("scheduler", source, local, DDPMScheduler.from_pretrained, subfolder="scheduler")
         apply_memory_options(unet, config.attention_slicing, config.channels_last)
         offloaded = config.cpu_offload and enable_cpu_offload([text_encoder, unet, vae], device)
+        rest = text_encoder_rest(device, offloaded)
         if not offloaded:
-            for m in (unet, vae, text_encoder):
+            for m in (unet, vae) if rest is not None else (unet, vae, text_encoder):
                 m.to(device)
         prior = cls(unet, vae, text_encoder, tokenizer, scheduler, device, config.vae_resolution,
                     config.resolved_guidance_scale())
+        prior.text_encoder_rest = rest
         return prior
+
+    def _text_modules(self) -> list[torch.nn.Module]:
+        return [self.text_encoder]
 
     def _encode_text(self, prompts: list[str]) -> Tensor:  # [N, L, D]
         tokens = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,

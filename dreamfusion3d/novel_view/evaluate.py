@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..utils.config import save_config
+from ..utils.device import resolve_device
 from ..utils.errors import UserError
 from ..utils.io import write_json_atomic, write_text_atomic
 from ..utils.logging import info, warn
@@ -63,8 +64,8 @@ class EvaluateNovelViewConfig:
     """Sampling seed."""
     meshes: Path | None = None
     """Folder of real meshes (None = ../shared/data/meshes beside the repo; skipped when absent)."""
-    device: str = "cpu"
-    """torch device."""
+    device: str = "auto"
+    """auto (cuda:LOCAL_RANK if CUDA is available, else cpu), cpu, cuda, cuda:N, mps."""
     consistency_objects: int = 8
     """Objects generated a second time (reverse order, other seed) for the consistency figure."""
     grid_objects: int = 4
@@ -220,7 +221,7 @@ def run(cfg: EvaluateNovelViewConfig) -> None:
         raise UserError("--num-targets, --max-objects and --steps must be >= 1")
     if cfg.input_weight is not None and not 0.0 <= cfg.input_weight <= 1.0:
         raise UserError(f"--input-weight must lie in [0, 1], got {cfg.input_weight}")
-    device = torch.device(cfg.device)
+    device = resolve_device(cfg.device)
     model = NovelViewModel.from_pretrained(cfg.model, device=device)
     res = model.resolution
     views = load_view_set(cfg.data, cfg.split, res, cfg.max_objects)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..utils.config import save_config
+from ..utils.device import resolve_device
 from ..utils.errors import UserError
 from ..utils.io import atomic_path, write_json_atomic
 from ..utils.logging import info, warn
@@ -65,8 +66,8 @@ class NovelViewConfig:
     """Sampling seed (same seed, same views)."""
     model: Path | None = None
     """Model folder (None = the shipped weights in dreamfusion3d/assets/novel_view)."""
-    device: str = "cpu"
-    """torch device."""
+    device: str = "auto"
+    """auto (cuda:LOCAL_RANK if CUDA is available, else cpu), cpu, cuda, cuda:N, mps."""
     display_size: int = 128
     """Pixel size of the frames in the GIF/MP4 and the sheet (upsampled)."""
     mp4: bool = True
@@ -139,7 +140,7 @@ def run(cfg: NovelViewConfig) -> None:
         raise UserError(f"--input-weight must lie in [0, 1], got {cfg.input_weight}")
     if cfg.display_size < 8:
         raise UserError("--display-size must be >= 8")
-    device = torch.device(cfg.device)
+    device = resolve_device(cfg.device)
     pixels = read_image(cfg.image)  # fail fast on a bad input, before loading the model
     model = NovelViewModel.from_pretrained(cfg.model, device=device)
     cam = model.camera

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from ..utils.checkpoint import load_checkpoint, save_checkpoint
 from ..utils.config import save_config
+from ..utils.device import resolve_device
 from ..utils.errors import UserError
 from ..utils.io import atomic_path
 from ..utils.logging import info, progress
@@ -75,8 +76,8 @@ class TrainNovelViewConfig:
     """Use only the first N training objects (None = all)."""
     seed: int = 0
     """Seed of initialisation, data order and noise."""
-    device: str = "cpu"
-    """torch device ("cpu", "cuda"); under torchrun on CUDA each rank takes cuda:LOCAL_RANK."""
+    device: str = "auto"
+    """auto (cuda:LOCAL_RANK if CUDA is available, else cpu), cpu, cuda, cuda:N, mps; under torchrun on CUDA each rank takes cuda:LOCAL_RANK."""
     num_threads: int = 0
     """torch CPU threads per process (0 = torch's default)."""
     checkpoint_minutes: float = 4.0
@@ -196,7 +197,7 @@ def _report_rank_sync(model: NovelViewModel, out: Path, rank: int, world: int, d
 def _setup_distributed(cfg: TrainNovelViewConfig) -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    device = torch.device(cfg.device)
+    device = resolve_device(cfg.device)
     if world > 1:
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))

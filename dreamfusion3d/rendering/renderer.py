@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..cameras import Cameras
 from .background import Background
+from .kernels import nerfacc_cuda_ready
 from .sampler import RaySamples, march_cpu, march_cuda
 
 Shading = Literal["albedo", "lambertian", "textureless"]
@@ -96,7 +97,7 @@ class VolumeRenderer(nn.Module):
     def sample(self, origins: Tensor, dirs: Tensor) -> RaySamples:
         cfg = self.config
         stratified = self.training and cfg.stratified
-        if origins.is_cuda:
+        if origins.is_cuda and nerfacc_cuda_ready():  # else the portable sampler, on the GPU too
             sigma_fn = None
             if cfg.early_stop_eps > 0:
                 def sigma_fn(t_starts: Tensor, t_ends: Tensor, ray_indices: Tensor) -> Tensor:
@@ -178,7 +179,7 @@ class VolumeRenderer(nn.Module):
         with_normals: bool | None = None,
     ) -> dict[str, Tensor | int]:
         """Render every pixel of ``cameras``: rgb [B,H,W,3], opacity/depth [B,H,W,1], normals [B,H,W,3],
-        orientation_loss (scalar), num_samples (field evaluations), num_dense (a plain march's count)."""
+        orientation_loss (scalar), num_samples (field evaluations), num_dense (a plain march's count, a 0-d tensor)."""
         origins, dirs = cameras.generate_rays()  # [B, H, W, 3]
         b, h, w = origins.shape[:3]
         o, d = origins.reshape(-1, 3), dirs.reshape(-1, 3)
@@ -202,5 +203,5 @@ class VolumeRenderer(nn.Module):
             "normals": cat["normals"].view(b, h, w, 3),
             "orientation_loss": cat["orientation"].mean(),
             "num_samples": sum(int(x["num_samples"]) for x in outs),
-            "num_dense": sum(int(x["num_dense"]) for x in outs),
+            "num_dense": sum(x["num_dense"] for x in outs),  # 0-d tensor: int() it when needed
         }

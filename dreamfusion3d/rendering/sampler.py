@@ -33,7 +33,7 @@ class RaySamples:
     t_ends: Tensor  # [M]
     positions: Tensor  # [M, 3]
     n_rays: int
-    num_dense: int  # samples a plain march (no occupancy grid) would have evaluated
+    num_dense: Tensor | int  # samples a plain march (no grid) would evaluate; 0-d tensor (no host sync)
     batch_index: Tensor | None = None  # [M] long, CPU batched layout
     batch_width: int = 0  # K
 
@@ -88,7 +88,7 @@ def march_cpu(
     k = torch.arange(steps, dtype=origins.dtype, device=origins.device)
     t_mid = t_near[:, None] + (k[None, :] + jitter) * step  # [R, S]
     valid = hit[:, None] & (t_mid < t_far[:, None])  # [R, S]
-    num_dense = int(valid.sum().item())
+    num_dense = valid.sum()
     points = origins[:, None, :] + t_mid[..., None] * dirs[:, None, :]  # [R, S, 3]
     keep = valid & occupied(estimator.binaries[0], aabb, points) if use_occupancy else valid
     # Pack the kept samples of each ray to the left (stable: order along the ray is preserved).
@@ -137,5 +137,5 @@ def march_cuda(
     ray_indices = ray_indices.long()
     t_mid = 0.5 * (t_starts + t_ends)
     positions = origins[ray_indices] + t_mid[:, None] * dirs[ray_indices]
-    num_dense = int(torch.ceil(((t_far - t_near) / step).clamp_min(0)).sum().item())
+    num_dense = torch.ceil(((t_far - t_near) / step).clamp_min(0)).sum().long()
     return RaySamples(ray_indices, t_starts, t_ends, positions, origins.shape[0], num_dense)

@@ -1,7 +1,9 @@
 """Training checkpoints without pickle: tensors in safetensors, everything else in JSON.
 
 A checkpoint is a folder holding ``tensors.safetensors`` (model weights under ``<name>.``, optimizer
-moments under ``optim.<group>.<param>.<key>``, RNG states as uint8 tensors) and ``state.json``
+moments under ``optim.<group>.<param>.<key>``, RNG states as uint8 tensors: ``rng.<name>`` for
+named generators, ``rng_global.torch`` / ``rng_global.cuda`` for the process-wide CPU generator and
+the CUDA generator of the run's device, which nerfacc's CUDA sampler draws from) and ``state.json``
 (step counters, optimizer hyper-parameters, anything JSON-able). Folders are written beside the
 target and renamed into place, so a killed run keeps its previous checkpoint intact.
 """
@@ -22,6 +24,7 @@ from torch import nn
 
 from .errors import UserError
 from .io import replace_folder
+from .logging import warn
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -48,13 +51,40 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def global_rng_states(device: torch.device | str | None) -> dict[str, torch.Tensor]:
+    """The process-wide generators: the CPU one, plus the CUDA one of ``device`` when it is a GPU."""
+    states = {"torch": torch.get_rng_state()}
+    if device is not None and torch.device(device).type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(torch.device(device))
+    return states
+
+
+def restore_global_rng_states(tensors: dict[str, torch.Tensor], device: torch.device | str | None,
+                              where: str = "checkpoint") -> None:
+    """Inverse of :func:`global_rng_states` (keys ``rng_global.*`` of a checkpoint's tensors); a
+    CUDA state that cannot be restored, or a missing one on a GPU, is one warning: the run goes on
+    but is not bit-identical to an uninterrupted one."""
+    if "rng_global.torch" in tensors:
+        torch.set_rng_state(tensors["rng_global.torch"])
+    on_cuda = device is not None and torch.device(device).type == "cuda"
+    if on_cuda and "rng_global.cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng_global.cuda"], torch.device(device))
+    elif on_cuda or "rng_global.cuda" in tensors:
+        saved = "a CUDA" if "rng_global.cuda" in tensors else "no CUDA"
+        warn(f"{where} holds {saved} RNG state but this run is on {device}: the resumed run will not be "
+             "bit-identical to an uninterrupted one")
+
+
 def save_checkpoint(
     folder: str | os.PathLike,
     modules: dict[str, nn.Module],
     optimizer: torch.optim.Optimizer | None = None,
     generators: dict[str, torch.Generator] | None = None,
     state: dict[str, Any] | None = None,
+    global_rng: torch.device | str | None = None,
 ) -> Path:
+    """Write the checkpoint folder atomically; ``global_rng``: the run's device, whose process-wide
+    RNG states (CPU, and CUDA on a GPU) are saved too (None: not saved)."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
@@ -67,6 +97,8 @@ def save_checkpoint(
         tensors.update(opt_tensors)
     for name, gen in (generators or {}).items():
         tensors[f"rng.{name}"] = gen.get_state()
+    if global_rng is not None:
+        tensors.update({f"rng_global.{k}": v for k, v in global_rng_states(global_rng).items()})
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         save_file(tensors, str(tmp / "tensors.safetensors"))
@@ -83,8 +115,10 @@ def load_checkpoint(
     modules: dict[str, nn.Module],
     optimizer: torch.optim.Optimizer | None = None,
     generators: dict[str, torch.Generator] | None = None,
+    global_rng: torch.device | str | None = None,
 ) -> dict[str, Any]:
-    """Restore modules/optimizer/generators in place; returns the JSON ``state``."""
+    """Restore modules/optimizer/generators (and, with ``global_rng`` = the run's device, the
+    process-wide RNG states) in place; returns the JSON ``state``."""
     folder = Path(folder)
     if not (folder / "state.json").is_file() or not (folder / "tensors.safetensors").is_file():
         raise UserError(f"{folder} is not a checkpoint (expected state.json and tensors.safetensors)")
@@ -105,4 +139,6 @@ def load_checkpoint(
     for name, gen in (generators or {}).items():
         if f"rng.{name}" in tensors:
             gen.set_state(tensors[f"rng.{name}"])
+    if global_rng is not None and any(k.startswith("rng_global.") for k in tensors):
+        restore_global_rng_states(tensors, global_rng, where=f"checkpoint {folder}")
     return meta["state"]

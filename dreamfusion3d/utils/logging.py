@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 T = TypeVar("T")
 
 _QUIET = False
+_PENDING: list[str] = []  # stage lines that wait for the run to get going (see info_later)
 
 
 def set_quiet(quiet: bool) -> None:
@@ -22,9 +23,23 @@ def is_quiet() -> bool:
 
 
 def info(message: str) -> None:
-    """Print one stage line to stderr (silenced by ``--quiet``)."""
+    """Print one stage line to stderr (silenced by ``--quiet``), after any pending ones."""
     if not _QUIET:
-        print(f"[dreamfusion3d] {message}", file=sys.stderr, flush=True)
+        for line in [*_PENDING, message]:
+            print(f"[dreamfusion3d] {line}", file=sys.stderr, flush=True)
+    _PENDING.clear()
+
+
+def info_later(message: str) -> None:
+    """A stage line printed just before the next one: a choice made while the input is still being
+    checked (e.g. the device) is reported once the run starts, and a run that stops at a bad input
+    still prints only its one error line."""
+    _PENDING.append(message)
+
+
+def clear_pending() -> None:
+    """Drop the lines of :func:`info_later` (the CLI does this as each command starts)."""
+    _PENDING.clear()
 
 
 def warn(message: str) -> None:

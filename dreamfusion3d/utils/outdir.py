@@ -65,7 +65,7 @@ def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False, resu
             raise UserError(f"--resume: {out} does not exist")
         return out
     if not is_empty(out) and not overwrite:
-        hint = "pass --overwrite to replace it" + (f" or --resume to continue it" if resume is not None else "")
+        hint = "pass --overwrite to replace it" + (" or --resume to continue it" if resume is not None else "")
         raise UserError(f"{flag} {out} is not empty: {hint} (or choose another {flag})")
     aside = aside_path(out)
     if aside.exists():
