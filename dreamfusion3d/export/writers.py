@@ -38,30 +38,66 @@ def to_file_axes(mesh: trimesh.Trimesh, up_axis: UpAxis = "y") -> trimesh.Trimes
     """A copy of ``mesh`` in the file's frame (Y-up rotation, or unchanged for ``"z"``)."""
     if up_axis not in ("y", "z"):
         raise UserError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
-    out = mesh.copy()
+    out = mesh.copy(include_cache=True)  # keeps given vertex normals (rotated with the mesh)
     if up_axis == "y":
         out.apply_transform(Z_UP_TO_Y_UP)
     return out
 
 
+def srgb_to_linear(rgba: np.ndarray) -> np.ndarray:
+    """uint8 sRGB(A) -> uint8 linear RGB(A) (IEC 61966-2-1 transfer function; alpha unchanged).
+    glTF's ``COLOR_0`` is linear while our colours, like PNG textures, are sRGB."""
+    c = np.asarray(rgba, dtype=np.float64) / 255.0
+    rgb = c[..., :3]
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    out = np.concatenate([lin, c[..., 3:]], axis=-1)
+    return np.round(out * 255.0).astype(np.uint8)
+
+
+def _glb_ready(local: trimesh.Trimesh) -> trimesh.Trimesh:
+    """Give the GLB the matte material of :func:`~.texture.matte_material`: a textured mesh
+    keeps its texture (and drops the PLY helper colours, which glTF would multiply in); a
+    vertex-coloured one gets a white material and linear ``COLOR_0``."""
+    from .texture import matte_material
+
+    if isinstance(local.visual, trimesh.visual.TextureVisuals):
+        if "color" in local.visual.vertex_attributes:
+            local.visual.vertex_attributes.pop("color")
+        return local
+    colors = local.visual.vertex_colors if local.visual.kind == "vertex" else None
+    local.visual = trimesh.visual.TextureVisuals(material=matte_material(None))
+    if colors is not None:
+        local.visual.vertex_attributes["color"] = srgb_to_linear(colors)
+    return local
+
+
+def _merged_vertex_colors(local: trimesh.Trimesh, colors: np.ndarray | None) -> trimesh.Trimesh:
+    """A textured mesh as a vertex-coloured one with its UV seams merged back (PLY has no
+    standard texture slot); ``colors``: per-vertex colours if known, else sampled from the texture."""
+    if colors is None:
+        colors = local.visual.to_color().vertex_colors
+    return trimesh.Trimesh(local.vertices, local.faces, vertex_colors=np.asarray(colors), process=True)
+
+
 def mesh_files(mesh: trimesh.Trimesh, fmt: str, name: str = "mesh", up_axis: UpAxis = "y") -> dict[str, bytes]:
     """Encode ``mesh`` (world frame) as ``fmt``: ``{file name: bytes}``, the main file first.
 
-    GLB: vertex colours as ``COLOR_0`` or a ``baseColorTexture`` (always Y-up, per the glTF
-    spec); PLY: binary with vertex colours; OBJ: ``v x y z r g b`` vertex colours, or
-    ``NAME.mtl`` + ``NAME.png`` when the mesh is textured.
+    GLB (always +Y up, per the glTF spec): a matte PBR material with the ``baseColorTexture``
+    of a textured mesh, or white with linear ``COLOR_0`` vertex colours; PLY: binary with sRGB
+    vertex colours (a textured mesh's seams merged back); OBJ: ``v x y z r g b`` vertex colours,
+    or ``NAME.mtl`` + ``NAME.png`` when the mesh is textured. Every format carries vertex normals.
     """
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise UserError(f"unknown mesh format {fmt!r}; choose from {', '.join(FORMATS)}")
-    textured = isinstance(mesh.visual, trimesh.visual.TextureVisuals)
+    textured = isinstance(mesh.visual, trimesh.visual.TextureVisuals) and mesh.visual.uv is not None
     if fmt == "glb":
-        data = trimesh.exchange.gltf.export_glb(to_file_axes(mesh, "y"), include_normals=True)
+        data = trimesh.exchange.gltf.export_glb(_glb_ready(to_file_axes(mesh, "y")), include_normals=True)
         return {f"{name}.glb": data}
     local = to_file_axes(mesh, up_axis)
     if fmt == "ply":
-        if textured:  # PLY has no standard texture slot: sample the texture into vertex colours
-            local.visual = local.visual.to_color()
+        if textured:  # the bake's vertex colours (trimesh's copy does not keep vertex_attributes)
+            local = _merged_vertex_colors(local, mesh.visual.vertex_attributes.get("color"))
         return {f"{name}.ply": trimesh.exchange.ply.export_ply(local, encoding="binary", vertex_normal=True)}
     if textured:
         # full-white Kd so that viewers multiplying Kd by map_Kd show the baked albedo unchanged
