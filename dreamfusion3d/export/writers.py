@@ -50,8 +50,28 @@ def srgb_to_linear(rgba: np.ndarray) -> np.ndarray:
     c = np.asarray(rgba, dtype=np.float64) / 255.0
     rgb = c[..., :3]
     lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-    out = np.concatenate([lin, c[..., 3:]], axis=-1)
-    return np.round(out * 255.0).astype(np.uint8)
+    return np.round(np.concatenate([lin, c[..., 3:]], axis=-1) * 255.0).astype(np.uint8)
+
+
+def linear_to_srgb(rgba: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`srgb_to_linear` (for reading ``COLOR_0`` back as display colours)."""
+    c = np.asarray(rgba, dtype=np.float64) / 255.0
+    rgb = c[..., :3]
+    srgb = np.where(rgb <= 0.0031308, rgb * 12.92, 1.055 * rgb ** (1 / 2.4) - 0.055)
+    return np.round(np.concatenate([srgb, c[..., 3:]], axis=-1) * 255.0).astype(np.uint8)
+
+
+def gltf_vertex_colors(path: str | Path, n_vertices: int) -> np.ndarray | None:
+    """sRGB uint8 RGBA vertex colours of a single-mesh glTF/GLB whose primitive has a material
+    and ``COLOR_0`` (trimesh's ``force="mesh"`` loading drops them), or None."""
+    scene = trimesh.load(path, process=False)
+    geometries = list(scene.geometry.values()) if isinstance(scene, trimesh.Scene) else [scene]
+    if len(geometries) != 1 or not hasattr(geometries[0].visual, "vertex_attributes"):
+        return None
+    colors = geometries[0].visual.vertex_attributes.get("color")
+    if colors is None or len(colors) != n_vertices:
+        return None
+    return linear_to_srgb(colors)
 
 
 def _glb_ready(local: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -79,6 +99,23 @@ def _merged_vertex_colors(local: trimesh.Trimesh, colors: np.ndarray | None) -> 
     return trimesh.Trimesh(local.vertices, local.faces, vertex_colors=np.asarray(colors), process=True)
 
 
+def unit_vertex_normals(mesh: trimesh.Trimesh) -> np.ndarray:
+    """``mesh.vertex_normals`` with every vector of unit length: where the faces around a vertex
+    cancel out (a fold left by decimation) or the vertex is unused, the normal of its largest
+    face (or +Z) stands in. glTF requires unit normals (the validator flags zero ones as errors)."""
+    n = np.array(mesh.vertex_normals, dtype=np.float64)
+    bad = ~(np.linalg.norm(n, axis=1) > 1e-6)
+    if bad.any():
+        vf = np.asarray(mesh.vertex_faces)[bad]  # [B, k] incident faces, padded with -1
+        area = np.where(vf >= 0, mesh.area_faces[vf.clip(min=0)], -1.0)
+        best = vf[np.arange(len(vf)), area.argmax(1)] if vf.shape[1] else np.full(len(vf), -1)
+        fallback = np.where((best >= 0)[:, None], mesh.face_normals[best.clip(min=0)], 0.0)
+        n[bad] = fallback
+        still = ~(np.linalg.norm(n, axis=1) > 1e-6)
+        n[still] = (0.0, 0.0, 1.0)
+    return n / np.linalg.norm(n, axis=1, keepdims=True)
+
+
 def mesh_files(mesh: trimesh.Trimesh, fmt: str, name: str = "mesh", up_axis: UpAxis = "y") -> dict[str, bytes]:
     """Encode ``mesh`` (world frame) as ``fmt``: ``{file name: bytes}``, the main file first.
 
@@ -91,13 +128,14 @@ def mesh_files(mesh: trimesh.Trimesh, fmt: str, name: str = "mesh", up_axis: UpA
     if fmt not in FORMATS:
         raise UserError(f"unknown mesh format {fmt!r}; choose from {', '.join(FORMATS)}")
     textured = isinstance(mesh.visual, trimesh.visual.TextureVisuals) and mesh.visual.uv is not None
+    local = to_file_axes(mesh, "y" if fmt == "glb" else up_axis)
+    if fmt == "ply" and textured:  # the bake's vertex colours (trimesh's copy does not keep vertex_attributes)
+        local = _merged_vertex_colors(local, mesh.visual.vertex_attributes.get("color"))
+    local.vertex_normals = unit_vertex_normals(local)
     if fmt == "glb":
-        data = trimesh.exchange.gltf.export_glb(_glb_ready(to_file_axes(mesh, "y")), include_normals=True)
+        data = trimesh.exchange.gltf.export_glb(_glb_ready(local), include_normals=True)
         return {f"{name}.glb": data}
-    local = to_file_axes(mesh, up_axis)
     if fmt == "ply":
-        if textured:  # the bake's vertex colours (trimesh's copy does not keep vertex_attributes)
-            local = _merged_vertex_colors(local, mesh.visual.vertex_attributes.get("color"))
         return {f"{name}.ply": trimesh.exchange.ply.export_ply(local, encoding="binary", vertex_normal=True)}
     if textured:
         # full-white Kd so that viewers multiplying Kd by map_Kd show the baked albedo unchanged

@@ -246,3 +246,35 @@ def test_bad_texture_options(mode, size):
 
     with pytest.raises(UserError, match="texture"):
         check_texture_options(mode, size)
+
+
+def test_our_renderer_reads_the_vertex_colour_glb(mesh, tmp_path):
+    # `dreamfusion3d render --mesh mesh.glb` of a --texture none export: COLOR_0 back as sRGB
+    from dreamfusion3d.world import load_mesh_asset
+
+    (path,) = export_mesh(mesh, tmp_path / "m.glb")
+    asset = load_mesh_asset(path)
+    assert asset.texture is None and asset.vertex_colors is not None
+    # 8-bit linear COLOR_0 is coarse in the darkest tones: sRGB 0..13 share two linear levels
+    np.testing.assert_allclose(asset.vertex_colors * 255, mesh.visual.vertex_colors[:, :3], atol=7)
+    assert np.abs(asset.vertex_colors * 255 - mesh.visual.vertex_colors[:, :3]).mean() < 0.5
+
+
+def test_zero_vertex_normals_are_replaced_so_the_glb_validates(mesh, tmp_path):
+    # a vertex whose faces cancel (a fold decimation can leave) and an unused vertex have zero
+    # normals, which glTF forbids (ACCESSOR_VECTOR3_NON_UNIT errors)
+    from dreamfusion3d.export.writers import unit_vertex_normals
+
+    n = len(mesh.vertices)
+    fold = np.array([[0, 0, 2.0], [1, 0, 2.0], [0, 1, 2.0]])
+    vertices = np.concatenate([mesh.vertices, fold, [[0, 0, 3.0]]])
+    faces = np.concatenate([mesh.faces, [[n, n + 1, n + 2], [n, n + 2, n + 1]]])
+    odd = trimesh.Trimesh(vertices, faces, vertex_colors=np.full((len(vertices), 4), 200, np.uint8), process=False)
+    assert (np.linalg.norm(odd.vertex_normals[n:], axis=1) < 1e-6).all()
+    normals = unit_vertex_normals(odd)
+    np.testing.assert_allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(normals[:n], mesh.vertex_normals, atol=1e-6)  # good normals untouched
+    assert np.allclose(np.abs(normals[n : n + 3, 2]), 1.0)  # the fold's own plane normal
+    (path,) = export_mesh(odd, tmp_path / "odd.glb")
+    report = validate(path)
+    assert (report["numErrors"], report["numWarnings"]) == (0, 0), report["messages"]
