@@ -44,13 +44,14 @@ def main() -> None:
     parser.add_argument("--texture-size", type=int, default=1024)
     parser.add_argument("--decimate-to", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None, help="also write mesh.glb/obj/ply here (e.g. to open in Blender)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(REPO))
     from dreamfusion3d.export import extract_mesh
     from dreamfusion3d.export.command import ExportConfig, _nerf_source, _world_source
     from dreamfusion3d.export.texture import bake_texture
-    from dreamfusion3d.export.writers import export_mesh
+    from dreamfusion3d.export.writers import export_all, export_mesh
     from dreamfusion3d.utils.logging import set_quiet
 
     set_quiet(True)
@@ -75,6 +76,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         (glb,) = export_mesh(textured, Path(tmp) / "mesh.glb")
         print(f"GLB {glb.stat().st_size / 1e6:.1f} MB, texture {image.shape[1]}x{image.shape[0]}; validator: {validate(glb)}")
+    if args.out is not None:
+        print("wrote", ", ".join(p.name for p in export_all(textured, args.out, ["glb", "obj", "ply"])))
 
 
 if __name__ == "__main__":
