@@ -49,7 +49,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(REPO))
     from dreamfusion3d.export import extract_mesh
-    from dreamfusion3d.export.command import ExportConfig, _nerf_source, _world_source
+    from dreamfusion3d.export.command import ExportConfig, _run_source, _world_source
     from dreamfusion3d.export.texture import bake_texture
     from dreamfusion3d.export.writers import export_all, export_mesh
     from dreamfusion3d.utils.logging import set_quiet
@@ -59,7 +59,7 @@ def main() -> None:
     if cfg.world_shape is not None:
         field_fn, color_fn, field_type, _ = _world_source(cfg.world_shape, cfg.world_color, cfg.world_seed)
     else:
-        field_fn, color_fn, field_type, _ = _nerf_source(cfg.source, "cpu")
+        field_fn, color_fn, field_type, _ = _run_source(cfg.source, "cpu")
     with torch.no_grad():
         mesh = extract_mesh(field_fn, resolution=args.resolution, color_fn=color_fn, field_type=field_type,
                             decimate_to=args.decimate_to)
