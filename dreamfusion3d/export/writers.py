@@ -96,7 +96,12 @@ def _merged_vertex_colors(local: trimesh.Trimesh, colors: np.ndarray | None) -> 
     standard texture slot); ``colors``: per-vertex colours if known, else sampled from the texture."""
     if colors is None:
         colors = local.visual.to_color().vertex_colors
-    return trimesh.Trimesh(local.vertices, local.faces, vertex_colors=np.asarray(colors), process=True)
+    # seam copies have bit-identical positions: merge exactly those (no tolerance, every face kept)
+    _, first, inverse = np.unique(np.asarray(local.vertices), axis=0, return_index=True, return_inverse=True)
+    faces = inverse.reshape(-1)[local.faces]
+    normals = np.asarray(local.vertex_normals)[first]
+    return trimesh.Trimesh(local.vertices[first], faces, vertex_normals=normals,
+                           vertex_colors=np.asarray(colors)[first], process=False)
 
 
 def unit_vertex_normals(mesh: trimesh.Trimesh) -> np.ndarray:

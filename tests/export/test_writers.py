@@ -222,7 +222,8 @@ def test_textured_ply_is_the_closed_vertex_coloured_mesh(mesh, textured, tmp_pat
     # PLY has no texture slot: the seams are merged back and the colours are the field's at the vertices
     (path,) = export_mesh(textured, tmp_path / "t.ply")
     back = load(path)
-    assert back.is_watertight and len(back.vertices) == len(mesh.vertices) and back.visual.kind == "vertex"
+    assert back.is_watertight and back.visual.kind == "vertex"
+    assert (len(back.vertices), len(back.faces)) == (len(mesh.vertices), len(mesh.faces))
     world = back.vertices[:, [2, 0, 1]]
     expected = color_fn(torch.tensor(world, dtype=torch.float32)).numpy() * 255
     np.testing.assert_allclose(back.visual.vertex_colors[:, :3], expected, atol=1)
