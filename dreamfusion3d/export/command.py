@@ -47,8 +47,9 @@ class ExportConfig:
     """Half size of the box to mesh, [-bound, bound]^3 (the scene box is [-1, 1]^3)."""
     largest_component: bool = True
     """Keep only the largest connected piece (drops floaters)."""
-    decimate_to: int | None = None
-    """Target face count for quadric decimation (needs fast_simplification); none = keep all."""
+    decimate_to: int = 50000
+    """Face budget: quadric decimation to this many faces (generate's --output.mesh-faces default,
+    which keeps the texture bake to seconds); 0 keeps every marching-cubes face."""
     texture: Literal["albedo", "none"] = "albedo"
     """'albedo': UV-unwrap (xatlas) and bake the albedo into NAME.png (GLB baseColorTexture,
     OBJ+MTL+PNG); 'none': vertex colours only (the GLB still gets a material that shows them)."""
@@ -101,8 +102,8 @@ def check_config(config: ExportConfig) -> None:
         raise UserError(f"--bound must be a positive number, got {config.bound}")
     if config.resolution < 3:
         raise UserError(f"--resolution must be at least 3, got {config.resolution}")
-    if config.decimate_to is not None and config.decimate_to < 4:
-        raise UserError(f"--decimate-to must be at least 4 faces, got {config.decimate_to}")
+    if config.decimate_to < 0 or 0 < config.decimate_to < 4:
+        raise UserError(f"--decimate-to must be 0 (keep every face) or at least 4 faces, got {config.decimate_to}")
     if config.chunk_size < 1:
         raise UserError(f"--chunk-size must be positive, got {config.chunk_size}")
     if not config.name or Path(config.name).name != config.name:
@@ -125,7 +126,7 @@ def build_mesh(config: ExportConfig) -> tuple[trimesh.Trimesh, dict]:
     mesh = extract_mesh(
         field_fn, -config.bound, config.bound, config.resolution, config.threshold, color_fn,
         field_type=field_type, chunk_size=config.chunk_size, largest_component=config.largest_component,
-        decimate_to=config.decimate_to, device=config.device,
+        decimate_to=config.decimate_to or None, device=config.device,
     )
     mesh, texture_stats = apply_texture(mesh, color_fn, config.texture, config.texture_size, config.chunk_size, config.device)
     return mesh, {**about, **texture_stats}

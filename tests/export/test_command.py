@@ -49,6 +49,17 @@ def test_texture_none_writes_vertex_colours(tmp_path, capsys):
     assert obj.visual.kind == "vertex"
 
 
+def test_face_budget(tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["--quiet", "export", "--world-shape", "sphere", "--resolution", "64", "--decimate-to", "2000",
+               "--texture-size", "64", "--format", "ply", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    stats = json.loads((out / "export.json").read_text())
+    ply = trimesh.load(out / "mesh.ply", force="mesh")
+    assert stats["faces"] == len(ply.faces) and 1900 <= len(ply.faces) <= 2000
+    assert stats["watertight"] and ply.is_watertight
+
+
 def _corrupt_run(root: Path) -> Path:
     ckpt = root / "broken" / "checkpoints" / "final"
     ckpt.mkdir(parents=True)
@@ -73,6 +84,7 @@ BAD_INPUTS = {
     "texture size 100000": ["--world-shape", "sphere", "--texture-size", "100000"],
     "unknown texture mode": ["--world-shape", "sphere", "--texture", "png"],
     "bound 0": ["--world-shape", "sphere", "--bound", "0"],
+    "negative face budget": ["--world-shape", "sphere", "--decimate-to", "-5"],
     "name with a folder": ["--world-shape", "sphere", "--name", "../escape"],
 }
 
