@@ -99,7 +99,7 @@ def test_bad_input_is_one_line_and_overwrites_nothing(case, tmp_path, capsys):
     args = [a.format(tmp=tmp_path) for a in BAD_INPUTS[case]]
     extra = [] if "--resolution" in args else ["--resolution", "16"]
     try:
-        rc = main(["--quiet", "export", *args, "--out", str(out), *extra])
+        rc = main(["--quiet", "export", *args, "--out", str(out), "--overwrite", *extra])  # only the bad input is wrong
     except SystemExit as exc:  # errors found while parsing the command line exit from the parser
         rc = exc.code
     assert rc == 2
