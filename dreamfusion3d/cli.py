@@ -141,7 +141,8 @@ def _one_line(panel: str) -> str:
     """Condense tyro's boxed error message to its key sentence (plus a suggestion, if any)."""
     lines = [ln.strip(" │╭╮╰╯─┃━┏┓┗┛") for ln in panel.splitlines()]
     lines = [ln for ln in lines if ln.strip("-") and not ln.startswith(("For full helptext", "usage:"))]
-    message = next((ln for ln in lines if ":" in ln and not ln.startswith("Perhaps")), lines[0] if lines else "")
+    body = " ".join(ln.strip() for ln in lines[1:] if not ln.startswith("Perhaps"))  # a wrapped sentence under the title
+    message = next((ln for ln in lines if ":" in ln and not ln.startswith("Perhaps")), body or (lines[0] if lines else ""))
     for i, ln in enumerate(lines):
         if ln.startswith("Perhaps you meant") and i + 1 < len(lines):
             message += f"; did you mean {lines[i + 1].split()[0]}?"

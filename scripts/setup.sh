@@ -14,7 +14,9 @@ extra=""
 [ "${1:-}" = "--dev" ] && extra="[dev]"
 "$PY" -m pip install --quiet -e ".${extra}"
 if [ -n "$extra" ]; then
-  # Test tools beyond Python: the Khronos glTF validator (skipped when node/npm are absent).
+  # Test tools beyond Python: Blender, node/npm (Debian packages, when missing), then the Khronos
+  # glTF validator (skipped when node/npm are absent).
+  bash scripts/setup_export_tools.sh || echo "[setup] export test tools not installed; the tests that need them will be skipped"
   bash scripts/install_gltf_validator.sh || echo "[setup] glTF validator not installed; its tests will be skipped"
 fi
 echo "[setup] dreamfusion3d installed ($("$PY" -c 'import dreamfusion3d; print(dreamfusion3d.__version__)'))"

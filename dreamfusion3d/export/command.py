@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +19,15 @@ from ..utils.io import write_json_atomic
 from ..utils.logging import info
 from ..utils.outdir import check_output_folder, output_folder
 from .extract import ColorFn, FieldFn, FieldType, _parse_threshold, extract_mesh
-from .writers import mesh_files, write_files
+from .texture import DEFAULT_TEXTURE_SIZE, apply_texture, check_texture_options
+from .writers import FORMATS, mesh_files, write_files
 
 
 @dataclass
 class ExportConfig:
-    """Export a mesh that other tools open (GLB with vertex colours or a texture, OBJ, PLY) from a
-    trained run/checkpoint (NeRF or SDF), or from a procedural world object (--world-shape)."""
+    """Export a mesh that other tools open (GLB with a PBR material and a baked albedo texture,
+    OBJ + MTL + PNG, PLY with vertex colours) from a trained run/checkpoint (NeRF or SDF), or
+    from a procedural world object (--world-shape)."""
 
     source: tyro.conf.Positional[Path | None] = None
     """A run folder (uses checkpoints/final, else checkpoints/latest) or a checkpoint folder."""
@@ -45,12 +48,14 @@ class ExportConfig:
     """Half size of the box to mesh, [-bound, bound]^3 (the scene box is [-1, 1]^3)."""
     largest_component: bool = True
     """Keep only the largest connected piece (drops floaters)."""
-    decimate_to: int | None = None
-    """Target face count for quadric decimation (needs fast_simplification); none = keep all."""
-    texture: bool = False
-    """Bake the albedo into a UV texture (needs xatlas): GLB baseColorTexture, OBJ+MTL+PNG."""
-    texture_size: int = 1024
-    """Texture width and height in pixels."""
+    decimate_to: int = 50000
+    """Face budget: quadric decimation to this many faces (generate's --output.mesh-faces default,
+    which keeps the texture bake to seconds); 0 keeps every marching-cubes face."""
+    texture: Literal["albedo", "none"] = "albedo"
+    """'albedo': UV-unwrap (xatlas) and bake the albedo into NAME.png (GLB baseColorTexture,
+    OBJ+MTL+PNG); 'none': vertex colours only (the GLB still gets a material that shows them)."""
+    texture_size: int = DEFAULT_TEXTURE_SIZE
+    """Texture width and height in pixels (16 to 8192)."""
     up_axis: Literal["y", "z"] = "y"
     """Up axis of OBJ/PLY files (GLB is always +Y up as glTF requires; our world is +Z up)."""
     chunk_size: int = 131072
@@ -85,15 +90,35 @@ def _world_source(shape: str, color: str, seed: int) -> tuple[FieldFn, ColorFn, 
     return scene.sdf, scene.albedo, "sdf", {"world": scene.metadata()}
 
 
-def build_mesh(config: ExportConfig) -> tuple[trimesh.Trimesh, dict]:
-    """The mesh (world frame) and a JSON-able description of where it came from."""
+def check_config(config: ExportConfig) -> None:
+    """Every check that needs no loading: bad values fail before anything is read or written."""
     if (config.source is None) == (config.world_shape is None):
         raise UserError("give either a run/checkpoint folder or --world-shape (exactly one)")
-    if config.bound <= 0:
-        raise UserError(f"--bound must be positive, got {config.bound}")
+    if not config.format:
+        raise UserError("--format needs at least one of glb, obj, ply")
+    for fmt in config.format:
+        if fmt not in FORMATS:
+            raise UserError(f"unknown mesh format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if not (config.bound > 0 and math.isfinite(config.bound)):
+        raise UserError(f"--bound must be a positive number, got {config.bound}")
     if config.resolution < 3:
         raise UserError(f"--resolution must be at least 3, got {config.resolution}")
-    _parse_threshold(config.threshold)  # fail on a bad value before loading anything
+    if config.decimate_to < 0 or 0 < config.decimate_to < 4:
+        raise UserError(f"--decimate-to must be 0 (keep every face) or at least 4 faces, got {config.decimate_to}")
+    if config.chunk_size < 1:
+        raise UserError(f"--chunk-size must be positive, got {config.chunk_size}")
+    if not config.name or Path(config.name).name != config.name:
+        raise UserError(f"--name must be a plain file name, got {config.name!r}")
+    _parse_threshold(config.threshold)
+    check_texture_options(config.texture, config.texture_size)
+    if config.source is not None and not config.source.exists():
+        raise UserError(f"{config.source} does not exist (give a NeRF run folder or a checkpoint folder)")
+
+
+def build_mesh(config: ExportConfig) -> tuple[trimesh.Trimesh, dict]:
+    """The mesh (world frame; textured unless --texture none) and a JSON-able description of
+    where it came from, texture figures included."""
+    check_config(config)
     if config.world_shape is not None:
         field_fn, color_fn, field_type, about = _world_source(config.world_shape, config.world_color, config.world_seed)
     else:
@@ -102,13 +127,10 @@ def build_mesh(config: ExportConfig) -> tuple[trimesh.Trimesh, dict]:
     mesh = extract_mesh(
         field_fn, -config.bound, config.bound, config.resolution, config.threshold, color_fn,
         field_type=field_type, chunk_size=config.chunk_size, largest_component=config.largest_component,
-        decimate_to=config.decimate_to, device=config.device,
+        decimate_to=config.decimate_to or None, device=config.device,
     )
-    if config.texture:
-        from .texture import bake_texture
-
-        mesh = bake_texture(mesh, color_fn, config.texture_size, config.chunk_size, config.device)
-    return mesh, about
+    mesh, texture_stats = apply_texture(mesh, color_fn, config.texture, config.texture_size, config.chunk_size, config.device)
+    return mesh, {**about, **texture_stats}
 
 
 @torch.no_grad()
@@ -118,8 +140,6 @@ def run(config: ExportConfig) -> None:
     check_output_folder(config.out, overwrite=config.overwrite)
     if config.source is not None and Path(config.out).resolve() in (config.source.resolve(), *config.source.resolve().parents):
         raise UserError(f"--out {config.out} holds the source {config.source}: choose another --out")
-    if not config.format:
-        raise UserError("--format needs at least one of glb, obj, ply")
     mesh, about = build_mesh(config)
     # encode everything before writing anything: an error leaves earlier outputs untouched
     encoded = [mesh_files(mesh, fmt, name=config.name, up_axis=config.up_axis) for fmt in dict.fromkeys(config.format)]
@@ -134,14 +154,15 @@ def _write_export(config: ExportConfig, mesh: trimesh.Trimesh, about: dict, enco
     stats = {
         **about,
         "files": [p.name for p in paths],
-        "vertices": int(len(mesh.vertices)),
+        "vertices": int(len(geometry.vertices)),
         "faces": int(len(mesh.faces)),
         "watertight": bool(geometry.is_watertight),
         "volume": float(geometry.volume) if geometry.is_watertight else None,
         "area": float(geometry.area),
         "threshold": mesh.metadata.get("threshold"),
         "field_type": mesh.metadata.get("field_type"),
-        "axes": {"world": "+Z up, front +X", "glb": "+Y up, front +Z", "obj_ply": f"+{config.up_axis.upper()} up"},
+        "axes": {"world": "+Z up, front +X", "glb": "+Y up, front +Z, metres",
+                 "obj_ply": f"+{config.up_axis.upper()} up" + (", front +Z" if config.up_axis == "y" else ", front +X")},
         "seconds": round(time.perf_counter() - start, 3),
     }
     write_json_atomic(out / "export.json", stats)

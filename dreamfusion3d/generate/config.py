@@ -95,6 +95,11 @@ class OutputConfig:
     """Marching-cubes grid resolution."""
     mesh_faces: int = 50000
     """Face budget of the exported mesh (quadric decimation; 0 keeps every marching-cubes face)."""
+    texture: Literal["albedo", "none"] = "albedo"
+    """'albedo': UV-unwrap the mesh (xatlas) and bake the albedo into mesh.png (GLB texture,
+    OBJ+MTL+PNG; PLY keeps vertex colours); 'none': vertex colours only."""
+    texture_size: int = 1024
+    """Baked texture width and height in pixels (16 to 8192)."""
     video_frames: int = 48
     """Frames of the turntable video."""
     video_resolution: int = 128
@@ -109,6 +114,11 @@ class OutputConfig:
     """Write a progress grid of renders every N steps (0: never)."""
     checkpoint_every: int = 100
     """Write checkpoints/latest every N steps (and on Ctrl-C)."""
+
+    def __post_init__(self) -> None:  # at parse time: a bad texture option fails before a run starts
+        from ..export.texture import check_texture_options
+
+        check_texture_options(self.texture, self.texture_size, flag="--output.")
 
 
 @dataclass

@@ -81,8 +81,9 @@ def save_preview(renderer, path: Path, cfg: "GenerateConfig") -> None:
 
 
 def export_outputs(renderer, out: Path, cfg: "GenerateConfig") -> tuple[list[str], dict]:
-    """Meshes + turntable; returns the written file names and the mesh / turntable figures."""
-    from ..export import extract_mesh
+    """Meshes + turntable; returns the written file names and the mesh / turntable figures (the
+    mesh's faces, closedness, texture mode and size, bake seconds)."""
+    from ..export import apply_texture, extract_mesh
     from ..export.writers import export_all
     from ..utils.errors import UserError
 
@@ -94,8 +95,10 @@ def export_outputs(renderer, out: Path, cfg: "GenerateConfig") -> tuple[list[str
         f = renderer.export_fields()
         mesh = extract_mesh(f.field_fn, -1.0, 1.0, o.mesh_resolution, "auto", color_fn=f.color_fn,
                             field_type=f.field_type, decimate_to=o.mesh_faces or None, device=cfg.device)
+        figures["mesh"] = mesh_figures(mesh)  # of the closed mesh, before UV seams split it
+        mesh, texture_stats = apply_texture(mesh, f.color_fn, o.texture, o.texture_size, device=cfg.device)
+        figures["mesh"].update(texture_stats)
         written += [p.name for p in export_all(mesh, out, o.mesh_formats, name="mesh")]
-        figures["mesh"] = mesh_figures(mesh)
     except UserError as exc:  # an empty field: keep the video, say why there is no mesh
         warn(f"no mesh written: {exc}")
     info("rendering the turntable")

@@ -81,7 +81,6 @@ def run(config: SampleConfig) -> None:
         raise UserError("num_images, steps and batch_size must be at least 1")
     check_output_folder(config.out, overwrite=config.overwrite)
     device = resolve_device(config.device)
-    info(f"loading prior {config.prior.kind}")
     prior = load_prior(config.prior, device)
     info(f"loaded prior {config.prior.kind} on {device}")
     prompt = config.prompt if config.view == "none" else view_prompt(config.prompt, config.view)

@@ -164,7 +164,14 @@ def load_mesh_asset(
     if asset.texture is None and visual is not None:
         kind = getattr(visual, "kind", None)
         material = getattr(visual, "material", None)
-        if kind == "vertex":
+        gltf_colors = None
+        if kind != "vertex" and path.suffix.lower() in (".glb", ".gltf"):  # COLOR_0 under a material
+            from ..export.writers import gltf_vertex_colors
+
+            gltf_colors = gltf_vertex_colors(path, len(mesh.vertices))
+        if gltf_colors is not None:
+            asset.vertex_colors = gltf_colors[:, :3].astype(np.float32) / 255.0
+        elif kind == "vertex":
             asset.vertex_colors = np.asarray(visual.vertex_colors, dtype=np.float32)[:, :3] / 255.0
         elif kind == "face":
             asset.face_colors = np.asarray(visual.face_colors, dtype=np.float32)[:, :3] / 255.0

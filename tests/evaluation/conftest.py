@@ -19,6 +19,7 @@ def tiny_generate_preset(tmp_path_factory, tiny_prior) -> Path:
     cfg.renderer.num_steps, cfg.renderer.occupancy_resolution = 32, 16
     cfg.renderer.occupancy_update_every, cfg.renderer.occupancy_warmup_steps = 2, 4
     cfg.output.mesh_resolution, cfg.output.video_frames, cfg.output.video_resolution = 32, 3, 16
+    cfg.output.texture_size = 64
     cfg.output.preview_every, cfg.output.checkpoint_every, cfg.output.gif = 0, 2, False
     cfg.shading.albedo_only_steps = 2
     path = tmp_path_factory.mktemp("presets") / "tiny_generate.yaml"

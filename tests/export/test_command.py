@@ -1,6 +1,8 @@
 """`dreamfusion3d export` end to end: world objects (analytic ground truth) and NeRF checkpoints."""
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,34 +18,96 @@ def test_world_sphere_export(tmp_path, capsys):
 
     out = tmp_path / "out"
     rc = main(["--quiet", "export", "--world-shape", "sphere", "--world-color", "blue", "--resolution", "64",
-               "--out", str(out), "--format", "glb", "ply"])
+               "--texture-size", "128", "--out", str(out), "--format", "glb", "ply"])
     assert rc == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "export.json", "mesh.glb", "mesh.ply"]
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["command"] == "export" and config["world_shape"] == "sphere"
     part = primitive_scene("sphere", "blue", seed=0).metadata()["parts"][0]
-    glb = trimesh.load(out / "mesh.glb", force="mesh")
-    assert glb.is_watertight
-    assert glb.volume == pytest.approx(4 / 3 * math.pi * part["params"]["radius"] ** 3, rel=0.02)
-    rgb = glb.visual.vertex_colors[:, :3].astype(float) / 255
+    expected_volume = 4 / 3 * math.pi * part["params"]["radius"] ** 3
+    glb = trimesh.load(out / "mesh.glb", force="mesh")  # textured by default
+    assert glb.visual.kind == "texture" and glb.visual.material.baseColorTexture.size == (128, 128)
+    rgb = glb.visual.to_color().vertex_colors[:, :3].astype(float) / 255
     np.testing.assert_allclose(rgb.mean(0), part["color"], atol=2 / 255)
+    ply = trimesh.load(out / "mesh.ply", force="mesh")
+    assert ply.is_watertight and ply.volume == pytest.approx(expected_volume, rel=0.02)
+    np.testing.assert_allclose(ply.visual.vertex_colors[:, :3].mean(0) / 255, part["color"], atol=2 / 255)
+    stats = json.loads((out / "export.json").read_text())
+    assert stats["texture"] == "albedo" and stats["texture_size"] == 128 and stats["bake_seconds"] > 0
+    assert stats["vertices"] == len(ply.vertices) and stats["faces"] == len(ply.faces)
 
 
-def test_bad_input_is_one_line_and_overwrites_nothing(tmp_path, capsys):
+def test_texture_none_writes_vertex_colours(tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["--quiet", "export", "--world-shape", "cube", "--world-color", "green", "--resolution", "32",
+               "--texture", "none", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "export.json", "mesh.glb", "mesh.obj", "mesh.ply"]
+    stats = json.loads((out / "export.json").read_text())
+    assert stats["texture"] == "none" and stats["texture_size"] is None
+    obj = trimesh.load(out / "mesh.obj", force="mesh")
+    assert obj.visual.kind == "vertex"
+
+
+def test_face_budget(tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["--quiet", "export", "--world-shape", "sphere", "--resolution", "64", "--decimate-to", "2000",
+               "--texture-size", "64", "--format", "ply", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    stats = json.loads((out / "export.json").read_text())
+    ply = trimesh.load(out / "mesh.ply", force="mesh")
+    assert stats["faces"] == len(ply.faces) and 1900 <= len(ply.faces) <= 2000
+    assert stats["watertight"] and ply.is_watertight
+
+
+def _corrupt_run(root: Path) -> Path:
+    ckpt = root / "broken" / "checkpoints" / "final"
+    ckpt.mkdir(parents=True)
+    (ckpt / "nerf.json").write_text("{not json")
+    (ckpt / "model.safetensors").write_bytes(b"\x00" * 64)
+    return root / "broken"
+
+
+BAD_INPUTS = {
+    "unknown shape": ["--world-shape", "blob"],
+    "missing run folder": ["{tmp}/missing-run"],
+    "folder with no run": ["{tmp}/empty"],
+    "corrupt checkpoint": ["{tmp}/broken"],
+    "neither run nor world object": [],
+    "both run and world object": ["{tmp}/empty", "--world-shape", "sphere"],
+    "threshold not a number": ["--world-shape", "sphere", "--threshold", "lots"],
+    "NaN threshold": ["--world-shape", "sphere", "--threshold", "nan"],
+    "resolution 0": ["--world-shape", "sphere", "--resolution", "0"],
+    "unknown format": ["--world-shape", "sphere", "--format", "stl"],
+    "no format": ["--world-shape", "sphere", "--format"],
+    "texture size 0": ["--world-shape", "sphere", "--texture-size", "0"],
+    "texture size 100000": ["--world-shape", "sphere", "--texture-size", "100000"],
+    "unknown texture mode": ["--world-shape", "sphere", "--texture", "png"],
+    "bound 0": ["--world-shape", "sphere", "--bound", "0"],
+    "negative face budget": ["--world-shape", "sphere", "--decimate-to", "-5"],
+    "name with a folder": ["--world-shape", "sphere", "--name", "../escape"],
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_one_line_and_overwrites_nothing(case, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    _corrupt_run(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     (out / "mesh.glb").write_bytes(b"earlier result")
-    for args in (
-        ["--world-shape", "blob"],
-        [str(tmp_path / "missing-run")],
-        [],  # neither a run nor a world object
-        ["--world-shape", "sphere", "--threshold", "lots"],
-    ):
-        assert main(["--quiet", "export", *args, "--out", str(out), "--resolution", "16"]) == 2
-        err = capsys.readouterr().err.strip()
-        assert err.startswith("dreamfusion3d: error:") and "\n" not in err
+    args = [a.format(tmp=tmp_path) for a in BAD_INPUTS[case]]
+    extra = [] if "--resolution" in args else ["--resolution", "16"]
+    try:
+        rc = main(["--quiet", "export", *args, "--out", str(out), "--overwrite", *extra])  # only the bad input is wrong
+    except SystemExit as exc:  # errors found while parsing the command line exit from the parser
+        rc = exc.code
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dreamfusion3d: error:") and "\n" not in err, err
     assert (out / "mesh.glb").read_bytes() == b"earlier result"
     assert sorted(p.name for p in out.iterdir()) == ["mesh.glb"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "empty", "out"]  # nothing written beside
 
 
 def _nerf_run(tmp_path, **field_kwargs):
@@ -59,21 +123,30 @@ def _nerf_run(tmp_path, **field_kwargs):
     return run, renderer
 
 
-def test_nerf_run_export(tmp_path, capsys):
+@pytest.mark.parametrize("texture", ["albedo", "none"])
+def test_nerf_run_export(tmp_path, capsys, texture):
     # an untrained field is its density blob: the mesh is a closed blob around the origin
     run, renderer = _nerf_run(tmp_path)
     out = tmp_path / "out"
-    rc = main(["--quiet", "export", str(run), "--resolution", "48", "--out", str(out), "--format", "glb", "obj"])
+    rc = main(["--quiet", "export", str(run), "--resolution", "48", "--out", str(out), "--format", "glb", "obj",
+               "--texture", texture, "--texture-size", "256"])
     assert rc == 0, capsys.readouterr().err
-    glb = trimesh.load(out / "mesh.glb", force="mesh", process=False)
-    assert glb.is_watertight and glb.volume > 0
-    assert glb.visual.kind == "vertex"
-    assert np.linalg.norm(glb.centroid) < 0.1
-    # the colours are the field's albedo at the vertices (glTF axes back to world: (y, z, x) -> (x, y, z))
+    obj = trimesh.load(out / "mesh.obj", force="mesh", process=False)
+    geometry = trimesh.Trimesh(obj.vertices, obj.faces)  # UV seams merged
+    assert geometry.is_watertight and geometry.volume > 0
+    assert np.linalg.norm(geometry.centroid) < 0.1
+    if texture == "albedo":
+        assert obj.visual.kind == "texture" and (out / "mesh.png").is_file()
+        rgb = obj.visual.to_color().vertex_colors[:, :3] / 255  # the texture sampled at the vertices
+    else:
+        assert obj.visual.kind == "vertex" and not (out / "mesh.png").exists()
+        rgb = obj.visual.vertex_colors[:, :3] / 255
+    # the colours are the field's albedo at the vertices (OBJ/glTF axes back to world: (y, z, x) -> (x, y, z))
     with torch.no_grad():
-        albedo = renderer.field(torch.tensor(glb.vertices[:, [2, 0, 1]], dtype=torch.float32))[1].numpy()
-    np.testing.assert_allclose(glb.visual.vertex_colors[:, :3] / 255, albedo, atol=2 / 255)
-    assert (out / "mesh.obj").is_file() and (out / "config.yaml").is_file()
+        albedo = renderer.field(torch.tensor(obj.vertices[:, [2, 0, 1]], dtype=torch.float32))[1].numpy()
+    tolerance = 2 / 255 if texture == "none" else 4 / 255
+    assert np.abs(rgb - albedo).mean() < tolerance
+    assert (out / "mesh.glb").is_file() and (out / "config.yaml").is_file()
 
 
 def test_empty_nerf_is_a_clear_error(tmp_path, capsys):

@@ -15,6 +15,21 @@ from safetensors.torch import load_file
 
 from dreamfusion3d.cli import main
 
+<<<<<<< HEAD
+=======
+def tiny_args(prior: Path, out: Path, steps: int = 6) -> list[str]:
+    return [
+        "generate", "--prompt", "a red cube", "--out", str(out), "--prior.model", str(prior),
+        "--steps", str(steps), "--batch-size", "1", "--resolution", "16", "--seed", "3",
+        "--field.kind", "dense", "--field.dense-resolution", "24", "--field.dense-features", "4",
+        "--renderer.num-steps", "32", "--renderer.occupancy-resolution", "16",
+        "--renderer.occupancy-update-every", "2", "--renderer.occupancy-warmup-steps", "4",
+        "--output.mesh-resolution", "32", "--output.texture-size", "64", "--output.video-frames", "3", "--output.video-resolution", "16",
+        "--output.preview-every", "0", "--output.checkpoint-every", "2", "--shading.albedo-only-steps", "2",
+        "--quiet",
+    ]
+
+>>>>>>> 2fa9ce0 (Export: textured by default (xatlas atlas, baked albedo PNG, matte PBR material), --texture none keeps vertex colours with a material, smooth normals across UV seams, Blender import test, bad-input table)
 
 @pytest.mark.parametrize("prompt", ["", "   "])
 def test_empty_prompt_is_one_clear_error(tmp_path, capsys, prompt):
@@ -49,6 +64,15 @@ def test_unwritable_out(tmp_path, capsys):
     assert "cannot write" in err or "not a folder" in err
 
 
+@pytest.mark.parametrize("option", [["--output.texture-size", "0"], ["--output.texture-size", "100000"]])
+def test_bad_texture_option_fails_before_the_run(tmp_path, capsys, option):
+    out = tmp_path / "o"
+    assert main(["generate", "--prompt", "a red cube", "--out", str(out), *option]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--output.texture-size" in err[0]
+    assert not out.exists()
+
+
 def test_missing_prior_folder(tmp_path, capsys):
     assert main(["generate", "--prompt", "a red cube", "--out", str(tmp_path / "o"),
                  "--prior.model", str(tmp_path / "nope")]) == 2
@@ -61,7 +85,8 @@ def test_short_run_writes_every_output(tmp_path, tiny_prior, tiny_args):
     assert main(tiny_args(tiny_prior, out)) == 0
     mesh = trimesh.load(out / "mesh.glb", force="mesh")
     assert len(mesh.faces) > 0
-    assert mesh.visual.kind == "vertex" and mesh.visual.vertex_colors.shape[0] == len(mesh.vertices)
+    assert mesh.visual.kind == "texture" and mesh.visual.material.baseColorTexture.size == (64, 64)
+    assert (out / "mesh.mtl").is_file() and (out / "mesh.png").is_file()
     for fmt in ("obj", "ply"):
         assert len(trimesh.load(out / f"mesh.{fmt}", force="mesh").faces) == len(mesh.faces)
     frames = list(iio.imiter(out / "turntable.mp4"))
@@ -70,6 +95,8 @@ def test_short_run_writes_every_output(tmp_path, tiny_prior, tiny_args):
     assert metrics["steps"] == 6 and metrics["peak_rss_mb"] > 0
     assert metrics["mesh"]["faces"] == len(mesh.faces) and metrics["mesh"]["components"] == 1
     assert 0.0 <= metrics["turntable"]["speckle_max"] < 1.0
+    assert metrics["mesh"]["texture"] == "albedo" and metrics["mesh"]["texture_size"] == 64
+    assert metrics["mesh"]["bake_seconds"] > 0
     assert set(metrics["stage_seconds"]) >= {"render", "prior", "backward"}
     # the resolved config is a valid preset for the same command (and passes its checks)
     from dreamfusion3d.generate.config import GenerateConfig
