@@ -61,7 +61,7 @@ def tiny_args():
             "--field.kind", "dense", "--field.dense-resolution", "24", "--field.dense-features", "4",
             "--renderer.num-steps", "32", "--renderer.occupancy-resolution", "16",
             "--renderer.occupancy-update-every", "2", "--renderer.occupancy-warmup-steps", "4",
-            "--output.mesh-resolution", "32", "--output.video-frames", "3", "--output.video-resolution", "16",
+            "--output.mesh-resolution", "32", "--output.texture-size", "64", "--output.video-frames", "3", "--output.video-resolution", "16",
             "--output.preview-every", "0", "--output.checkpoint-every", "2", "--shading.albedo-only-steps", "2",
             "--quiet",
         ]

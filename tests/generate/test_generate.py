@@ -15,21 +15,6 @@ from safetensors.torch import load_file
 
 from dreamfusion3d.cli import main
 
-<<<<<<< HEAD
-=======
-def tiny_args(prior: Path, out: Path, steps: int = 6) -> list[str]:
-    return [
-        "generate", "--prompt", "a red cube", "--out", str(out), "--prior.model", str(prior),
-        "--steps", str(steps), "--batch-size", "1", "--resolution", "16", "--seed", "3",
-        "--field.kind", "dense", "--field.dense-resolution", "24", "--field.dense-features", "4",
-        "--renderer.num-steps", "32", "--renderer.occupancy-resolution", "16",
-        "--renderer.occupancy-update-every", "2", "--renderer.occupancy-warmup-steps", "4",
-        "--output.mesh-resolution", "32", "--output.texture-size", "64", "--output.video-frames", "3", "--output.video-resolution", "16",
-        "--output.preview-every", "0", "--output.checkpoint-every", "2", "--shading.albedo-only-steps", "2",
-        "--quiet",
-    ]
-
->>>>>>> 2fa9ce0 (Export: textured by default (xatlas atlas, baked albedo PNG, matte PBR material), --texture none keeps vertex colours with a material, smooth normals across UV seams, Blender import test, bad-input table)
 
 @pytest.mark.parametrize("prompt", ["", "   "])
 def test_empty_prompt_is_one_clear_error(tmp_path, capsys, prompt):
