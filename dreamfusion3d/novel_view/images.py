@@ -70,20 +70,27 @@ def object_mask(img: np.ndarray, threshold: float = 0.08) -> tuple[np.ndarray, n
 def centre_object(img: np.ndarray, size: int, object_fraction: float = 0.5) -> Tensor:  # -> [3, size, size]
     """Crop to the object's bounding box, pad to a square in which the object spans
     ``object_fraction`` of the side (as in the training views), resize with anti-aliasing."""
+    return centre_object_and_mask(img, size, object_fraction)[0]
+
+
+def centre_object_and_mask(img: np.ndarray, size: int, object_fraction: float = 0.5) -> tuple[Tensor, Tensor]:
+    """:func:`centre_object` and the object's mask framed the same way (``[1, size, size]`` in [0, 1])."""
     alpha, rgb = object_mask(img)
     ys, xs = np.nonzero(alpha > 0.5)
     if ys.size == 0:
         raise UserError("no object found in the input image (it is one plain colour)")
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    crop = rgb[y0:y1, x0:x1]
+    crop = np.concatenate([rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1, None]], axis=-1)
     side = max(y1 - y0, x1 - x0)
     canvas_side = max(int(round(side / max(object_fraction, 1e-3))), side)
-    canvas = np.ones((canvas_side, canvas_side, 3), dtype=np.float32)
+    canvas = np.ones((canvas_side, canvas_side, 4), dtype=np.float32)
+    canvas[..., 3] = 0.0
     oy, ox = (canvas_side - (y1 - y0)) // 2, (canvas_side - (x1 - x0)) // 2
     canvas[oy:oy + y1 - y0, ox:ox + x1 - x0] = crop
     t = torch.from_numpy(canvas).permute(2, 0, 1)[None]
     t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return t[0].clamp(0.0, 1.0)
+    t = t[0].clamp(0.0, 1.0)
+    return t[:3], t[3:]
 
 
 def load_input_image(path: str | Path, size: int, object_fraction: float = 0.5) -> Tensor:  # [3, size, size]
