@@ -106,6 +106,7 @@ def evaluate_object(name, obj, cams, args, extra, model, work: Path) -> dict:
 
     from dreamfusion3d.cli import main
     from dreamfusion3d.evaluation.geometry import EmptySolidError, compare_solids, nerf_solid
+    from dreamfusion3d.generate.image import headlight_positions
     from dreamfusion3d.novel_view.images import load_input_image
     from dreamfusion3d.novel_view.sampling import generation_order, sample_views
     from dreamfusion3d.rendering import load_nerf
@@ -135,9 +136,9 @@ def evaluate_object(name, obj, cams, args, extra, model, work: Path) -> dict:
     if code != 0:
         raise SystemExit(f"image-to-3d failed on {name} (exit {code})")
     renderer, _ = load_nerf(out / "checkpoints" / "final")
-    with torch.no_grad():
-        r = renderer.render(Cameras(tcams.c2w, tcams.fov_y, 2 * res, 2 * res), shading="albedo",
-                            light_positions=tcams.positions * 1.5, ambient=0.3)
+    with torch.no_grad():  # lit as the world lit the truth: headlight, ambient 0.3
+        r = renderer.render(Cameras(tcams.c2w, tcams.fov_y, 2 * res, 2 * res), shading="lambertian",
+                            light_positions=headlight_positions(tcams.positions), ambient=0.3)
     renders = resize(r["rgb"].permute(0, 3, 1, 2).clamp(0, 1), res)
     ours = [psnr(_np(truth[k]), _np(renders[k])) for k in range(len(targets))]
     geo = {"iou": None, "chamfer": None}

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..cameras import CameraSamplerConfig, orbit_cameras
+from ..cameras import Cameras, CameraSamplerConfig, orbit_cameras
 from ..guidance import ImagePrompt, PriorConfig
 from ..novel_view.model import CameraPrior
 from ..rendering import BackgroundConfig
@@ -62,9 +62,21 @@ def _image_cameras() -> CameraSamplerConfig:
 
 
 def _image_shading() -> ShadingConfig:
-    # the input photo has its lighting baked in, and the novel-view prior was trained on lit colour
-    # renders: the field's colour stands for the lit appearance (no extra shading)
-    return ShadingConfig(albedo_only_steps=0, albedo_prob=1.0, lambertian_prob=0.0)
+    # lambertian under the world renders' headlight (see headlight_positions): the input view and
+    # every random view are lit as the novel-view model's training views were, so the field learns
+    # the albedo and the shading carries the shape
+    return ShadingConfig(albedo_only_steps=0, albedo_prob=0.0, lambertian_prob=1.0, ambient=0.3)
+
+
+def headlight_positions(positions: Tensor, distance: float = 1000.0) -> Tensor:  # [B, 3] -> [B, 3]
+    """Point lights far along the world renderer's headlight (up-front-right of each camera looking
+    at the origin): a directional light, as ``make-dataset`` lit the views the prior learned from."""
+    from ..cameras import look_at
+    from ..world.render import default_light_dirs
+
+    rot = look_at(positions)
+    dirs = default_light_dirs(Cameras(rot, torch.zeros(len(positions)), 1, 1))
+    return dirs * distance
 
 
 @dataclass
@@ -134,11 +146,18 @@ class ImageGeneration(Generation):
             sds.loss = sds.loss * w
         return sds
 
+    def _lights(self, cam_positions: Tensor) -> Tensor:
+        return headlight_positions(cam_positions)
+
+    def _render_reference(self):
+        cam = self.reference_camera
+        shading = "albedo" if self.cfg.shading.albedo_prob >= 1.0 else "lambertian"
+        return self._representation().render(cam, shading=shading, light_positions=headlight_positions(cam.positions),
+                                             ambient=self.cfg.shading.ambient)
+
     def extra_losses(self) -> dict[str, Tensor]:
         cfg: ImageTo3DConfig = self.cfg
-        out = self._representation().render(self.reference_camera, shading="albedo",
-                                            light_positions=self.reference_camera.positions * 1.5,
-                                            ambient=cfg.shading.ambient)
+        out = self._render_reference()
         rgb = out["rgb"].permute(0, 3, 1, 2)[0]  # [3, R, R]
         opacity = out["opacity"].permute(0, 3, 1, 2)[0]  # [1, R, R]
         loss_rgb = F.mse_loss(rgb, self.reference_rgb)
@@ -154,8 +173,7 @@ class ImageGeneration(Generation):
     # ---- outputs ---------------------------------------------------------------------------
     @torch.no_grad()
     def reference_psnr(self) -> float:
-        out = self._representation().render(self.reference_camera, shading="albedo",
-                                            light_positions=self.reference_camera.positions * 1.5, ambient=0.3)
+        out = self._render_reference()
         mse = F.mse_loss(out["rgb"].permute(0, 3, 1, 2)[0].clamp(0, 1), self.reference_rgb).clamp_min(1e-10)
         return float(-10.0 * torch.log10(mse))
 

@@ -13,6 +13,8 @@ from torch import Tensor
 
 from ..utils.errors import UserError
 
+MAX_PIXELS = 40_000_000  # larger inputs are refused before decoding (a 40 MP float copy is 0.5 GB)
+
 
 def read_image(path: str | Path) -> np.ndarray:  # [H, W, C] float in [0, 1], C in {3, 4}
     """Any image PIL reads, in any of its colour modes (palette, grey, 16-bit, float, CMYK, ...),
@@ -26,10 +28,15 @@ def read_image(path: str | Path) -> np.ndarray:  # [H, W, C] float in [0, 1], C 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as im:
+                if im.size[0] * im.size[1] > MAX_PIXELS:  # known from the header, before decoding
+                    raise UserError(f"{path} is too large ({im.size[0]}x{im.size[1]} pixels; at most "
+                                    f"{MAX_PIXELS // 1_000_000} megapixels): downscale it first")
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 arr = _as_rgb_or_rgba(im)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UserError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise UserError(f"{path} is not a readable image ({type(exc).__name__})") from exc
     if min(arr.shape[:2]) < 2:
         raise UserError(f"{path} is too small to hold an object ({arr.shape[1]}x{arr.shape[0]} pixels)")
