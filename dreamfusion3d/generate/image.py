@@ -89,7 +89,7 @@ class ImageTo3DConfig(GenerateConfig):
     Several images: one sub-folder of OUT per image."""
     out: Path = Path("outputs/image_to_3d")
     """Output folder."""
-    steps: int = 800
+    steps: int = 600
     """Optimisation steps."""
     prior: PriorConfig = dc_field(default_factory=lambda: PriorConfig(kind="novel_view"))
     """The frozen image-conditioned prior (novel_view: the shipped model; zero123: Zero-1-to-3 weights)."""
