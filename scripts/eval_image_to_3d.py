@@ -105,11 +105,11 @@ def evaluate_object(name, obj, cams, args, extra, model, work: Path) -> dict:
     import imageio.v3 as iio
 
     from dreamfusion3d.cli import main
-    from dreamfusion3d.evaluation.geometry import EmptySolidError, compare_solids, nerf_solid
+    from dreamfusion3d.evaluation.geometry import EmptySolidError, compare_solids, representation_solid
     from dreamfusion3d.generate.image import headlight_positions
     from dreamfusion3d.novel_view.images import load_input_image
     from dreamfusion3d.novel_view.sampling import generation_order, sample_views
-    from dreamfusion3d.rendering import load_nerf
+    from dreamfusion3d.representations import load_representation
 
     cam = model.camera
     res = model.resolution
@@ -135,7 +135,7 @@ def evaluate_object(name, obj, cams, args, extra, model, work: Path) -> dict:
     seconds = time.time() - t0
     if code != 0:
         raise SystemExit(f"image-to-3d failed on {name} (exit {code})")
-    renderer, _ = load_nerf(out / "checkpoints" / "final")
+    renderer, _ = load_representation(out / "checkpoints" / "final")
     with torch.no_grad():  # lit as the world lit the truth: headlight, ambient 0.3
         r = renderer.render(Cameras(tcams.c2w, tcams.fov_y, 2 * res, 2 * res), shading="lambertian",
                             light_positions=headlight_positions(tcams.positions), ambient=0.3)
@@ -145,7 +145,7 @@ def evaluate_object(name, obj, cams, args, extra, model, work: Path) -> dict:
     ref = solid_of(obj)
     if ref is not None:
         try:
-            geo = compare_solids(nerf_solid(renderer), ref, resolution=args.geometry_resolution)
+            geo = compare_solids(representation_solid(renderer), ref, resolution=args.geometry_resolution)
         except EmptySolidError as exc:
             geo = {"iou": 0.0, "chamfer": None, "note": str(exc)}
     metrics = json.loads((out / "metrics.json").read_text())
