@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..cameras import Cameras, CameraSamplerConfig, orbit_cameras
+from ..fields import FieldConfig
 from ..guidance import ImagePrompt, PriorConfig
 from ..novel_view.model import CameraPrior
 from ..rendering import BackgroundConfig
@@ -91,6 +92,11 @@ class ImageTo3DConfig(GenerateConfig):
     """Output folder."""
     steps: int = 600
     """Optimisation steps."""
+    geometry: str = "nerf"
+    """The 3D representation: nerf (what docs/RESULTS.md measured for image-to-3d) or sdf (the
+    surface geometry; not yet tuned for image-to-3d)."""
+    field: FieldConfig = dc_field(default_factory=FieldConfig)
+    """The field's encoding and MLP (a 64³ dense grid by default, as measured)."""
     prior: PriorConfig = dc_field(default_factory=lambda: PriorConfig(kind="novel_view"))
     """The frozen image-conditioned prior (novel_view: the shipped model; zero123: Zero-1-to-3 weights)."""
     reference: ReferenceConfig = dc_field(default_factory=ReferenceConfig)
