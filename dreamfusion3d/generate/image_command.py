@@ -18,8 +18,10 @@ from ..guidance.config import IMAGE_KINDS
 from ..utils.config import load_preset, save_config
 from ..utils.errors import UserError
 from ..utils.logging import info, warn
+from ..utils.outdir import has_checkpoint, output_folder
+from .checks import claim_folder
 from .image import ImageGeneration, ImageTo3DConfig
-from .loop import _check_out, slugify
+from .loop import slugify
 
 COMMAND = "image-to-3d"
 
@@ -67,31 +69,26 @@ def run(cfg: ImageTo3DConfig) -> None:
         cfg.resume, cfg.out = resume, resume
     _check_config(cfg)
     inputs = read_inputs(cfg)
-    multi = len(inputs) > 1
+    multi, resuming = len(inputs) > 1, cfg.resume is not None
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     jobs = [(name, pixels, cfg.out / name if multi else cfg.out) for name, pixels in inputs][rank::world]
     prior = load_prior(cfg.prior, device=torch.device(cfg.device))  # a bad model folder fails before writing
-    if cfg.resume is None:
-        _check_out(cfg.out, cfg)
-    if rank == 0:
-        cfg.out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, cfg.out / "config.yaml", command=COMMAND)
-    for name, pixels, out in jobs:
-        if multi:
-            if cfg.resume is None:
-                _check_out(out, cfg)
-            else:
-                out.mkdir(parents=True, exist_ok=True)
-        gen = ImageGeneration(cfg, f"image:{name}", pixels, out, prior=prior)
-        info(f"image {name!r} -> {out}")
-        latest = out / "checkpoints" / "latest"
-        if not latest.exists() and latest.with_name("latest.old").exists():  # killed mid-swap
-            latest = latest.with_name("latest.old")
-        if cfg.resume is not None and (latest / "trainer").exists():
-            gen.load(latest)
-            info(f"resumed at step {gen.step}")
-        elif cfg.resume is not None:
-            warn(f"no checkpoint in {out}; starting from step 0")
-        metrics = gen.run()
-        info(f"done in {metrics['train_seconds_this_session']:.0f} s (input view PSNR "
-             f"{metrics['reference_view']['psnr']:.1f} dB): " + ", ".join(metrics["outputs"]))
+    with output_folder(cfg.out, overwrite=cfg.overwrite, resume=resuming, started=has_checkpoint):
+        if not resuming:
+            save_config(cfg, cfg.out / "config.yaml", command=COMMAND)
+        for name, pixels, out in jobs:
+            if multi:
+                claim_folder(out, resuming)
+            gen = ImageGeneration(cfg, f"image:{name}", pixels, out, prior=prior)
+            info(f"image {name!r} -> {out}")
+            latest = out / "checkpoints" / "latest"
+            if not latest.exists() and latest.with_name("latest.old").exists():  # killed mid-swap
+                latest = latest.with_name("latest.old")
+            if resuming and (latest / "trainer").exists():
+                gen.load(latest)
+                info(f"resumed at step {gen.step}")
+            elif resuming:
+                warn(f"no checkpoint in {out}; starting from step 0")
+            metrics = gen.run()
+            info(f"done in {metrics['train_seconds_this_session']:.0f} s (input view PSNR "
+                 f"{metrics['reference_view']['psnr']:.1f} dB): " + ", ".join(metrics["outputs"]))
