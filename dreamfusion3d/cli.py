@@ -36,6 +36,7 @@ COMMANDS: dict[str, Command] = {
         "dreamfusion3d.generate.loop:run",
         "text -> 3D: optimise a NeRF against a diffusion prior (SDS), export meshes + turntable",
     ),
+    "image-to-3d": Command("dreamfusion3d.generate.image:ImageTo3DConfig", "dreamfusion3d.generate.image_command:run", "image -> 3D: a NeRF that reproduces the input view, novel-view SDS for the rest; meshes + turntable"),
     "sample": Command("dreamfusion3d.guidance.sample:SampleConfig", "dreamfusion3d.guidance.sample:run", "draw 2D images from a diffusion prior (PNGs + grid) to check it before optimising 3D"),
     "export": Command("dreamfusion3d.export.command:ExportConfig", "dreamfusion3d.export.command:run", "mesh a NeRF run or a world object: GLB/OBJ/PLY with vertex colours or a baked texture"),
     "train-novel-view": Command("dreamfusion3d.novel_view.train:TrainNovelViewConfig", "dreamfusion3d.novel_view.train:run", "train the pose-conditioned novel-view diffusion model (3DiM) on multi-view datasets"),
@@ -61,7 +62,7 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-_ORDER = ("generate", "export", "sample", "novel-view", "reconstruct", "make-dataset", "render", "train-prior",
+_ORDER = ("generate", "image-to-3d", "export", "sample", "novel-view", "reconstruct", "make-dataset", "render", "train-prior",
           "train-classifier", "evaluate-prior", "train-novel-view", "evaluate-novel-view", "evaluate", "bench")
 COMMANDS = {**{k: COMMANDS[k] for k in _ORDER if k in COMMANDS}, **COMMANDS}
 

@@ -1,9 +1,10 @@
 """Diffusion priors and score distillation (SDS).
 
-One :class:`Prior` interface over four kinds of model — the bundled pixel prior, Stable
-Diffusion (latent), DeepFloyd IF stage I (pixel) and the exact closed-form prior of an image
-set — plus view-dependent prompting (:class:`PromptProcessor`). ``load_prior(PriorConfig)``
-builds one.
+One :class:`Prior` interface over the text priors — the bundled pixel prior, Stable Diffusion
+(latent), DeepFloyd IF stage I (pixel), the exact closed-form prior of an image set — and the
+image-conditioned ones — the bundled novel-view model, Zero-1-to-3 weights, the exact prior of
+posed views — plus view-dependent prompting (:class:`PromptProcessor`) and image conditioning
+(:class:`ImagePrompt`). ``load_prior(PriorConfig)`` builds one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import torch
 
 from .base import Prior, SDSOutput
 from .config import PriorConfig
-from .exact import ExactPrior
+from .exact import ExactImagePrior, ExactPrior
+from .image_prompt import ImagePrompt
 from .prompts import Conditioning, PromptConfig, PromptProcessor, view_prompt
 from ..utils.errors import UserError
 
@@ -38,6 +40,14 @@ def load_prior(config: PriorConfig, device: torch.device | str = "cpu") -> Prior
         from .deepfloyd import DeepFloydIFPrior
 
         prior = DeepFloydIFPrior.from_config(config, device)
+    elif config.kind == "novel_view":
+        from .novel_view import NovelViewPrior
+
+        prior = NovelViewPrior.from_config(config, device)
+    elif config.kind == "zero123":
+        from .zero123 import Zero123Prior
+
+        prior = Zero123Prior.from_config(config, device)
     elif config.kind == "exact":
         if config.model is None:
             raise UserError("prior kind 'exact' needs --prior.model FOLDER (images + optional captions.json)")
@@ -59,6 +69,8 @@ __all__ = [
     "PromptProcessor",
     "Conditioning",
     "ExactPrior",
+    "ExactImagePrior",
+    "ImagePrompt",
     "load_prior",
     "view_prompt",
 ]

@@ -2,14 +2,25 @@
 
 A prior works in its own *model space* ``z`` (SD: VAE latents; pixel priors: images in
 [-1, 1] at the model's resolution). Subclasses say how to get there from renders
-(``encode_images``), how to come back (``decode``), how to encode text, and how to call their
-network (``_model_output``); the SDS step itself is written once, here.
+(``encode_images``), how to come back (``decode``), how to encode their conditioning, and how to
+call their network (``_model_output``); the SDS step itself is written once, here.
+
+Two kinds of conditioning (``Prior.conditioning``):
+
+* ``"text"``: a prompt → an embedding tensor (``encode_text``);
+* ``"image"``: a reference image plus, per view, the camera pair (source = the image's camera,
+  target = the view's) → :meth:`Prior.image_condition` (Zero-1-to-3 / 3DiM style). The
+  unconditional branch of classifier-free guidance drops the image (and pose).
+
+A condition is a tensor ``[B, ...]`` or a dict of such tensors (an image prior's extra input
+channels and pose vector); :func:`expand_condition` / :func:`cat_conditions` batch either.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Any, Mapping, Union
 
 import torch
 from diffusers.utils.torch_utils import randn_tensor
@@ -17,6 +28,9 @@ from torch import Tensor
 
 from ..utils.logging import warn
 from . import sds as S
+
+
+Condition = Union[Tensor, Mapping[str, Tensor]]
 
 
 @dataclass
@@ -52,6 +66,7 @@ class Prior:
     """
 
     name: str = "prior"
+    conditioning: str = "text"  # "text" or "image" (reference image + relative camera)
     latent_space: bool = False  # True when z is not an image (SD)
     scheduler = None
     device: torch.device = torch.device("cpu")
@@ -89,9 +104,20 @@ class Prior:
     def _encode_text(self, prompts: list[str]) -> Tensor:  # [N, ...]
         raise NotImplementedError
 
-    def _model_output(self, z_t: Tensor, t: Tensor, emb: Tensor) -> Tensor:
+    def _model_output(self, z_t: Tensor, t: Tensor, emb: Condition) -> Tensor:
         """The network's raw output for a batch (no grad; the caller casts back to float32)."""
         raise NotImplementedError
+
+    # image-conditioned priors implement these two instead of ``_encode_text``
+    def encode_image(self, image: Tensor) -> Any:
+        """Features of a reference image ``[1, 3, H, W]`` in [0, 1], computed once (no grad)."""
+        raise NotImplementedError(f"the {self.name} prior is conditioned on text, not on an image")
+
+    def image_condition(self, features: Any, source: Tensor, target: Tensor) -> tuple[Condition, Condition]:
+        """``(cond, uncond)`` for views of the reference image's object from cameras ``target``
+        ``[B, 3]``, the image seen from ``source`` ``[B, 3]`` (rows: azimuth_deg, elevation_deg,
+        radius). ``uncond`` is the classifier-free-guidance branch without the image."""
+        raise NotImplementedError(f"the {self.name} prior is conditioned on text, not on an image")
 
     def encode_images(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Renders ``[B, 3, H, W]`` in [0, 1] → model space ``z`` (differentiable)."""
@@ -148,7 +174,7 @@ class Prior:
                 m.to(self.device)
 
     @torch.no_grad()
-    def predict_noise(self, z_t: Tensor, t: Tensor, emb: Tensor) -> Tensor:
+    def predict_noise(self, z_t: Tensor, t: Tensor, emb: Condition) -> Tensor:
         """ε prediction (float32) whatever the model predicts (ε, v or x0)."""
         out = self._model_output(z_t, t, emb).float()
         kind = getattr(self.scheduler.config, "prediction_type", "epsilon")
@@ -161,8 +187,8 @@ class Prior:
     def sds_loss(
         self,
         images: Tensor,  # [B, 3, H, W] in [0, 1]
-        cond_emb: Tensor,  # [B or 1, ...]
-        uncond_emb: Tensor,  # [B or 1, ...]
+        cond_emb: Condition,  # [B or 1, ...] (tensor or dict of tensors)
+        uncond_emb: Condition,  # [B or 1, ...]
         t: Tensor | None = None,
         noise: Tensor | None = None,
         guidance_scale: float | None = None,
@@ -183,8 +209,8 @@ class Prior:
     def sds_loss_latents(
         self,
         z: Tensor,  # [B, C, h, w] model space, float32, differentiable
-        cond_emb: Tensor,
-        uncond_emb: Tensor,
+        cond_emb: Condition,
+        uncond_emb: Condition,
         t: Tensor | None = None,
         noise: Tensor | None = None,
         guidance_scale: float | None = None,
@@ -210,16 +236,18 @@ class Prior:
         if noise is None:
             noise = randn_tensor(tuple(z.shape), generator=generator, device=z.device, dtype=torch.float32)
         noise = noise.to(device=z.device, dtype=torch.float32)
-        cond = _expand(cond_emb, B)
-        uncond = _expand(uncond_emb, B)
+        cond = expand_condition(cond_emb, B)
+        uncond = expand_condition(uncond_emb, B)
 
         with torch.no_grad():
             z_t = self.scheduler.add_noise(z.detach().float(), noise, t)
             if negative_emb is None:
-                eps = self.predict_noise(torch.cat([z_t, z_t]), torch.cat([t, t]), torch.cat([cond, uncond]))
+                eps = self.predict_noise(torch.cat([z_t, z_t]), torch.cat([t, t]), cat_conditions([cond, uncond]))
                 eps_cond, eps_uncond = eps.chunk(2)
                 eps_hat = S.classifier_free_guidance(eps_uncond, eps_cond, scale)
             else:
+                if not isinstance(cond, Tensor):
+                    raise ValueError("Perp-Neg needs text embeddings (tensors), not an image condition")
                 if negative_weights is None:
                     raise ValueError("Perp-Neg needs negative_weights [B, K] with negative_emb [B, K, ...]")
                 K = negative_emb.shape[1]
@@ -257,6 +285,24 @@ class Prior:
         if count:
             warn(f"{self.name}: {count} step(s) had a non-finite SDS gradient (NaN/Inf) and contributed no gradient")
         return count
+
+
+def expand_condition(cond: Condition, batch: int) -> Condition:
+    """A condition (tensor or dict of tensors) with batch size 1 or ``batch`` → ``batch``."""
+    if isinstance(cond, Mapping):
+        return {k: _expand(v, batch) for k, v in cond.items()}
+    return _expand(cond, batch)
+
+
+def cat_conditions(conds: list[Condition]) -> Condition:
+    """Concatenate conditions along the batch (dicts key by key)."""
+    if isinstance(conds[0], Mapping):
+        return {k: torch.cat([c[k] for c in conds]) for k in conds[0]}
+    return torch.cat(conds)
+
+
+def condition_batch(cond: Condition) -> int:
+    return int(next(iter(cond.values())).shape[0]) if isinstance(cond, Mapping) else int(cond.shape[0])
 
 
 def _expand(emb: Tensor, batch: int) -> Tensor:

@@ -5,15 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-PriorKind = Literal["bundled", "stable-diffusion", "deepfloyd-if", "exact"]
+PriorKind = Literal["bundled", "stable-diffusion", "deepfloyd-if", "exact", "novel_view", "zero123"]
 
 DEFAULT_MODELS: dict[str, str | None] = {
     "bundled": None,  # the folder shipped in dreamfusion3d/assets/text_prior
     "stable-diffusion": "stabilityai/stable-diffusion-2-1-base",
     "deepfloyd-if": "DeepFloyd/IF-I-XL-v1.0",
     "exact": None,  # must be given: a folder of images
+    "novel_view": None,  # the folder shipped in dreamfusion3d/assets/novel_view
+    "zero123": "kxic/zero123-xl",  # diffusers layout of the community Zero1to3 pipeline
 }
-DEFAULT_GUIDANCE: dict[str, float] = {"bundled": 20.0, "stable-diffusion": 100.0, "deepfloyd-if": 20.0, "exact": 7.5}
+DEFAULT_GUIDANCE: dict[str, float] = {"bundled": 20.0, "stable-diffusion": 100.0, "deepfloyd-if": 20.0, "exact": 7.5,
+                                      "novel_view": 3.0, "zero123": 3.0}
+IMAGE_KINDS = ("novel_view", "zero123")  # conditioned on an image + relative camera, not on text
 
 
 @dataclass
@@ -21,13 +25,13 @@ class PriorConfig:
     """Which frozen diffusion model scores the renders, and how (score distillation)."""
 
     kind: PriorKind = "bundled"
-    """bundled: the small pixel model shipped with the package (offline, CPU-friendly); stable-diffusion: any diffusers Stable Diffusion checkpoint (latent space); deepfloyd-if: DeepFloyd IF stage I (64 px pixel space, T5 text encoder); exact: the closed-form prior of a folder of images (for demos and tests)."""
+    """bundled: the small pixel model shipped with the package (offline, CPU-friendly); stable-diffusion: any diffusers Stable Diffusion checkpoint (latent space); deepfloyd-if: DeepFloyd IF stage I (64 px pixel space, T5 text encoder); exact: the closed-form prior of a folder of images (for demos and tests); novel_view: the shipped 3DiM-style novel-view model (image + relative camera, 32 px); zero123: Zero-1-to-3-family weights in the diffusers Zero1to3 layout (vae, image_encoder, unet, cc_projection, scheduler)."""
     model: str | None = None
-    """Hub id or local folder. Default per kind: bundled = the shipped folder, stable-diffusion = stabilityai/stable-diffusion-2-1-base, deepfloyd-if = DeepFloyd/IF-I-XL-v1.0, exact = required (folder of PNGs + optional captions.json)."""
+    """Hub id or local folder. Default per kind: bundled = the shipped folder, stable-diffusion = stabilityai/stable-diffusion-2-1-base, deepfloyd-if = DeepFloyd/IF-I-XL-v1.0, exact = required (folder of PNGs + optional captions.json), novel_view = the shipped folder, zero123 = kxic/zero123-xl."""
     text_encoder: str | None = None
     """bundled only: sentence-encoder folder or hub id (default: the one the model was trained with)."""
     guidance_scale: float | None = None
-    """Classifier-free guidance scale s (default per kind: SD 100, IF 20, bundled 20, exact 7.5)."""
+    """Classifier-free guidance scale s (default per kind: SD 100, IF 20, bundled 20, exact 7.5; on the image for novel_view 3, zero123 3)."""
     t_min: float = 0.02
     """Smallest diffusion time, as a fraction of the scheduler's training timesteps."""
     t_max: float = 0.98
@@ -43,7 +47,7 @@ class PriorConfig:
     variant: str | None = None
     """Weight-file variant to load, e.g. fp16 (DeepFloyd IF ships fp16 files)."""
     vae_resolution: int = 512
-    """stable-diffusion only: renders are bilinearly resized to this size before the VAE."""
+    """stable-diffusion and zero123: renders are bilinearly resized to this size before the VAE (zero123 works at 256: the zero123 preset sets it)."""
     attention_slicing: bool = False
     """Compute attention in slices (less GPU memory, a little slower)."""
     channels_last: bool = False

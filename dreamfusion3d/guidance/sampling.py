@@ -9,7 +9,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 
 from ..utils.logging import progress
-from .base import Prior
+from .base import Condition, Prior, cat_conditions, expand_condition
 from .sds import classifier_free_guidance
 
 SamplerKind = Literal["ddim", "ddpm", "dpmsolver"]
@@ -43,12 +43,30 @@ def sample_images(
     generator: torch.Generator | None = None,
     show_progress: bool = True,
 ) -> Tensor:  # [N, 3, H, W] in [0, 1]
-    """Classifier-free-guided ancestral/DDIM sampling from pure noise, decoded to images."""
-    scheduler = make_scheduler(prior, sampler)
-    scheduler.set_timesteps(steps, device=prior.device)
+    """Classifier-free-guided ancestral/DDIM sampling of a text prior from pure noise."""
     cond = prior.encode_text([prompt] * num_images)  # [N, ...]
     uncond = prior.encode_text([negative_prompt] * num_images)
-    emb = torch.cat([cond, uncond])
+    return sample_conditioned(prior, cond, uncond, num_images, steps, guidance_scale, sampler, eta, generator,
+                              show_progress)
+
+
+@torch.no_grad()
+def sample_conditioned(
+    prior: Prior,
+    cond: Condition,  # [N, ...] text embeddings or an image prior's condition
+    uncond: Condition,
+    num_images: int,
+    steps: int = 50,
+    guidance_scale: float = 7.5,
+    sampler: SamplerKind = "ddim",
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    show_progress: bool = True,
+) -> Tensor:  # [N, 3, H, W] in [0, 1]
+    """Sampling with any conditioning the prior understands (text or image + camera), decoded."""
+    scheduler = make_scheduler(prior, sampler)
+    scheduler.set_timesteps(steps, device=prior.device)
+    emb = cat_conditions([expand_condition(cond, num_images), expand_condition(uncond, num_images)])
     x = randn_tensor(prior.latent_shape(num_images), generator=generator, device=prior.device, dtype=torch.float32)
     x = x * scheduler.init_noise_sigma
     extra = {"eta": eta} if sampler == "ddim" else {}

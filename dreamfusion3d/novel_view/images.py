@@ -13,6 +13,8 @@ from torch import Tensor
 
 from ..utils.errors import UserError
 
+MAX_PIXELS = 40_000_000  # larger inputs are refused before decoding (a 40 MP float copy is 0.5 GB)
+
 
 def read_image(path: str | Path) -> np.ndarray:  # [H, W, C] float in [0, 1], C in {3, 4}
     """Any image PIL reads, in any of its colour modes (palette, grey, 16-bit, float, CMYK, ...),
@@ -26,10 +28,15 @@ def read_image(path: str | Path) -> np.ndarray:  # [H, W, C] float in [0, 1], C 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as im:
+                if im.size[0] * im.size[1] > MAX_PIXELS:  # known from the header, before decoding
+                    raise UserError(f"{path} is too large ({im.size[0]}x{im.size[1]} pixels; at most "
+                                    f"{MAX_PIXELS // 1_000_000} megapixels): downscale it first")
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 arr = _as_rgb_or_rgba(im)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UserError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise UserError(f"{path} is not a readable image ({type(exc).__name__})") from exc
     if min(arr.shape[:2]) < 2:
         raise UserError(f"{path} is too small to hold an object ({arr.shape[1]}x{arr.shape[0]} pixels)")
@@ -70,20 +77,27 @@ def object_mask(img: np.ndarray, threshold: float = 0.08) -> tuple[np.ndarray, n
 def centre_object(img: np.ndarray, size: int, object_fraction: float = 0.5) -> Tensor:  # -> [3, size, size]
     """Crop to the object's bounding box, pad to a square in which the object spans
     ``object_fraction`` of the side (as in the training views), resize with anti-aliasing."""
+    return centre_object_and_mask(img, size, object_fraction)[0]
+
+
+def centre_object_and_mask(img: np.ndarray, size: int, object_fraction: float = 0.5) -> tuple[Tensor, Tensor]:
+    """:func:`centre_object` and the object's mask framed the same way (``[1, size, size]`` in [0, 1])."""
     alpha, rgb = object_mask(img)
     ys, xs = np.nonzero(alpha > 0.5)
     if ys.size == 0:
         raise UserError("no object found in the input image (it is one plain colour)")
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    crop = rgb[y0:y1, x0:x1]
+    crop = np.concatenate([rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1, None]], axis=-1)
     side = max(y1 - y0, x1 - x0)
     canvas_side = max(int(round(side / max(object_fraction, 1e-3))), side)
-    canvas = np.ones((canvas_side, canvas_side, 3), dtype=np.float32)
+    canvas = np.ones((canvas_side, canvas_side, 4), dtype=np.float32)
+    canvas[..., 3] = 0.0
     oy, ox = (canvas_side - (y1 - y0)) // 2, (canvas_side - (x1 - x0)) // 2
     canvas[oy:oy + y1 - y0, ox:ox + x1 - x0] = crop
     t = torch.from_numpy(canvas).permute(2, 0, 1)[None]
     t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return t[0].clamp(0.0, 1.0)
+    t = t[0].clamp(0.0, 1.0)
+    return t[:3], t[3:]
 
 
 def load_input_image(path: str | Path, size: int, object_fraction: float = 0.5) -> Tensor:  # [3, size, size]

@@ -123,3 +123,44 @@ def build_tiny_bundled(root: Path, encoder_dir: Path, dim: int = 32) -> Path:
     model = TextPriorModel.from_architecture(arch, text_encoder_id=str(encoder_dir))
     model.save_pretrained(root)
     return Path(root)
+
+
+def build_tiny_zero123(root: Path, embed_dim: int = 32) -> Path:
+    """vae/ image_encoder/ unet/ (8 input channels) cc_projection/ scheduler/ feature_extractor/ in the
+    layout of the diffusers community Zero1to3 pipeline (e.g. kxic/zero123-xl), ~3 MB."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    root = Path(root)
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=8, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=embed_dim, attention_head_dim=8, norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32),
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        layers_per_block=1, norm_num_groups=8, sample_size=32,
+    )
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32,
+        patch_size=8, projection_dim=embed_dim,
+    ))
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    projection = torch.nn.Linear(embed_dim + 4, embed_dim)
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
+                              beta_end=0.012, clip_sample=False, set_alpha_to_one=False)
+    unet.save_pretrained(root / "unet")
+    vae.save_pretrained(root / "vae")
+    encoder.save_pretrained(root / "image_encoder")
+    processor.save_pretrained(root / "feature_extractor")
+    scheduler.save_pretrained(root / "scheduler")
+    (root / "cc_projection").mkdir(parents=True, exist_ok=True)
+    save_file({"projection.weight": projection.weight.detach().contiguous(),
+               "projection.bias": projection.bias.detach().contiguous()},
+              str(root / "cc_projection" / "diffusion_pytorch_model.safetensors"))
+    (root / "cc_projection" / "config.json").write_text(json.dumps(
+        {"_class_name": "CCProjection", "in_channel": embed_dim + 4, "out_channel": embed_dim}))
+    return root

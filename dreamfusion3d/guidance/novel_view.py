@@ -1,0 +1,78 @@
+"""The bundled novel-view model (``dreamfusion3d/assets/novel_view``) as an image-conditioned prior.
+
+Model space = images in [-1, 1] at the model's resolution (32 px shipped), over white, the
+object framed as in its training views. The condition of a view is what the model's own sampler
+feeds it (:meth:`NovelViewModel.condition`): the clean reference image as extra input channels
+and the camera-pair vector as the class embedding; the unconditional branch zeroes both
+(:func:`drop_condition`), as in training with condition dropout.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..novel_view.model import NovelViewModel, drop_condition
+from ..utils.errors import UserError
+from .base import Condition, Prior
+from .config import PriorConfig
+from .loading import freeze, resolve_dtype
+
+
+class NovelViewPrior(Prior):
+    name = "novel_view"
+    conditioning = "image"
+
+    def __init__(self, model: NovelViewModel, device: torch.device | str = "cpu", guidance_scale: float = 3.0):
+        super().__init__()
+        self.model = model
+        self.scheduler = model.scheduler
+        self.device = torch.device(device)
+        self.dtype = next(model.unet.parameters()).dtype
+        self.resolution = int(model.resolution)
+        self.guidance_scale = guidance_scale
+        freeze(model)
+
+    @classmethod
+    def from_config(cls, config: PriorConfig, device: torch.device | str = "cpu") -> "NovelViewPrior":
+        device = torch.device(device)
+        model = NovelViewModel.from_pretrained(config.resolved_model(), device=device,
+                                               dtype=resolve_dtype(config.dtype, device))
+        return cls(model, device, config.resolved_guidance_scale())
+
+    @property
+    def camera(self):
+        """The model's canonical input camera and framing (``CameraPrior``)."""
+        return self.model.camera
+
+    def _encode_text(self, prompts: list[str]) -> Tensor:
+        raise UserError("the novel-view prior is conditioned on an image and a camera, not on text "
+                        "(give --image)")
+
+    def _resize(self, images: Tensor) -> Tensor:
+        size = (self.resolution, self.resolution)
+        if tuple(images.shape[-2:]) != size:
+            images = F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return images
+
+    def encode_images(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return 2.0 * self._resize(images.float().to(self.device)) - 1.0
+
+    def decode(self, z: Tensor) -> Tensor:
+        return ((z.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    def latent_shape(self, batch_size: int) -> tuple[int, ...]:
+        return (batch_size, 3, self.resolution, self.resolution)
+
+    def encode_image(self, image: Tensor) -> Tensor:  # [1, 3, R, R] in [-1, 1]
+        return 2.0 * self._resize(image.float().to(self.device)) - 1.0
+
+    def image_condition(self, features: Tensor, source: Tensor, target: Tensor) -> tuple[Condition, Condition]:
+        b = target.shape[0]
+        channels, pose = self.model.condition(features.expand(b, -1, -1, -1), source.float(), target.float())
+        u_channels, u_pose = drop_condition(channels, pose, torch.ones(b, dtype=torch.bool, device=channels.device))
+        return {"channels": channels, "pose": pose}, {"channels": u_channels, "pose": u_pose}
+
+    def _model_output(self, z_t: Tensor, t: Tensor, emb: Condition) -> Tensor:
+        return self.model(z_t, t, emb["channels"], emb["pose"])

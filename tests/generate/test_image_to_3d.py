@@ -1,0 +1,166 @@
+"""image-to-3d: bad input refused before writing, a short run's outputs, kill -9 + --resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+import trimesh
+from safetensors.torch import load_file
+
+from dreamfusion3d.cli import main
+from dreamfusion3d.novel_view.model import CameraPrior, NovelViewArchitecture, NovelViewModel
+
+
+@pytest.fixture(scope="module")
+def tiny_nv_model(tmp_path_factory):
+    torch.manual_seed(0)
+    arch = NovelViewArchitecture(resolution=16, block_out_channels=(8, 16), norm_num_groups=4)
+    folder = tmp_path_factory.mktemp("nv") / "model"
+    NovelViewModel.from_architecture(arch, CameraPrior(object_fraction=0.5)).save_pretrained(folder)
+    return folder
+
+
+def _object_png(path, size=(40, 40), dtype=np.uint8, channels=4):
+    top = np.iinfo(dtype).max
+    img = np.zeros((*size, channels), dtype=dtype)
+    h, w = size
+    img[h // 4: 3 * h // 4, w // 3: 2 * w // 3, :3] = np.array([0.8, 0.1, 0.1]) * top
+    if channels == 4:
+        img[h // 4: 3 * h // 4, w // 3: 2 * w // 3, 3] = top
+    else:  # plain white background
+        img[img.sum(-1) == 0] = top
+    iio.imwrite(path, img)
+    return path
+
+
+def tiny_args(model, image, out, steps=6):
+    return [
+        "image-to-3d", "--image", str(image), "--out", str(out), "--prior.model", str(model),
+        "--steps", str(steps), "--batch-size", "1", "--resolution", "16", "--seed", "3",
+        "--reference.resolution", "16",
+        "--field.kind", "dense", "--field.dense-resolution", "24", "--field.dense-features", "4",
+        "--renderer.num-steps", "32", "--renderer.occupancy-resolution", "16",
+        "--renderer.occupancy-update-every", "2", "--renderer.occupancy-warmup-steps", "4",
+        "--output.mesh-resolution", "32", "--output.video-frames", "3", "--output.video-resolution", "16",
+        "--output.preview-every", "0", "--output.checkpoint-every", "2", "--quiet",
+    ]
+
+
+def _bad_inputs(tmp_path):
+    text = tmp_path / "text.png"
+    text.write_text("not an image")
+    tiny = tmp_path / "tiny.png"
+    iio.imwrite(tiny, np.zeros((1, 1, 3), dtype=np.uint8))
+    plain = tmp_path / "plain.png"
+    iio.imwrite(plain, np.full((32, 32, 3), 90, dtype=np.uint8))
+    huge = tmp_path / "huge.png"
+    iio.imwrite(huge, np.zeros((8000, 5001), dtype=np.uint8))  # 40 MP + a column, compresses to ~40 kB
+    return {"text": (text, "not a readable image"), "1x1": (tiny, "too small"),
+            "plain": (plain, "no object found"), "missing": (tmp_path / "nope.png", "does not exist"),
+            "huge": (huge, "too large")}
+
+
+@pytest.mark.parametrize("case", ["text", "1x1", "plain", "missing", "huge"])
+def test_bad_input_is_one_line_and_nothing_is_written(tiny_nv_model, tmp_path, capsys, case):
+    path, words = _bad_inputs(tmp_path)[case]
+    good = _object_png(tmp_path / "good.png")
+    out = tmp_path / "out"
+    # a bad image among good ones is refused before any folder is made
+    assert main(tiny_args(tiny_nv_model, good, out)[:3] + [str(path)] + tiny_args(tiny_nv_model, good, out)[3:]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    assert not out.exists()
+
+
+def test_16_bit_grey_and_rgba_inputs_are_read_like_novel_view_reads_them(tmp_path):
+    from dreamfusion3d.generate.image import ImageTo3DConfig
+    from dreamfusion3d.generate.image_command import read_inputs
+    from dreamfusion3d.novel_view.images import centre_object_and_mask
+
+    rgba = _object_png(tmp_path / "rgba.png")
+    g = np.full((40, 40), 255, dtype=np.uint8)
+    g[10:30, 13:26] = 60
+    iio.imwrite(tmp_path / "grey.png", g)
+    iio.imwrite(tmp_path / "grey16.png", g.astype(np.uint16) * 257)  # 16-bit: 60 * 257 / 65535 = 60 / 255
+    inputs = read_inputs(ImageTo3DConfig(image=(rgba, tmp_path / "grey.png", tmp_path / "grey16.png")))
+    assert [n for n, _ in inputs] == ["rgba", "grey", "grey16"]
+    (rgb, a), (rgb8, a8), (rgb16, a16) = (centre_object_and_mask(p, 16, 0.5) for _, p in inputs)
+    assert float(a.max()) == 1.0 and float(a[0, 0, 0]) == 0.0  # alpha cut-out: object 1, corners 0
+    assert torch.allclose(rgb[:, 0, 0], torch.ones(3))  # composited over white
+    torch.testing.assert_close(rgb16, rgb8, atol=1e-6, rtol=0)  # 16-bit is scaled by 65535, not 255
+    torch.testing.assert_close(a16, a8, atol=1e-6, rtol=0)
+    assert torch.allclose(rgb8[0], rgb8[1]) and float(a8.sum()) > 10  # grey → 3 equal channels, object found
+
+
+def test_a_text_prior_and_a_prompt_are_refused(tiny_nv_model, tmp_path, capsys):
+    img = _object_png(tmp_path / "in.png")
+    assert main(["image-to-3d", "--image", str(img), "--out", str(tmp_path / "o"), "--prior.kind", "bundled"]) == 2
+    assert "image-conditioned prior" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_short_run_writes_every_output_one_folder_per_image(tiny_nv_model, tmp_path):
+    a, b = _object_png(tmp_path / "red box.png"), _object_png(tmp_path / "other.png", channels=3)
+    out = tmp_path / "runs"
+    args = tiny_args(tiny_nv_model, a, out)
+    assert main(args[:3] + [str(b)] + args[3:]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "other", "red-box"]
+    run = out / "red-box"
+    assert len(trimesh.load(run / "mesh.glb", force="mesh").faces) > 0
+    assert len(list(iio.imiter(run / "turntable.mp4"))) == 3
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == 6 and metrics["prompt"] == "image:red-box"
+    assert metrics["input_camera"] == {"azimuth": 0.0, "elevation": 20.0, "radius": 3.0}
+    assert 0 < metrics["reference_view"]["psnr"] < 100 and metrics["reference_view"]["mask_mse"] >= 0
+    assert (run / "checkpoints" / "final" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_matches_uninterrupted(tiny_nv_model, tmp_path):
+    steps = 40
+    image = _object_png(tmp_path / "in.png")
+    ref = tmp_path / "ref"
+    assert main(tiny_args(tiny_nv_model, image, ref, steps)) == 0
+
+    run = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DREAMFUSION3D_THREADS": "1"}
+    cmd = [sys.executable, "-m", "dreamfusion3d", *tiny_args(tiny_nv_model, image, run, steps), "--num-threads", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = run / "checkpoints" / "latest" / "trainer" / "state.json"
+    deadline = time.time() + 900  # generous: on a shared CPU the subprocess's imports alone take minutes
+    reached = False
+    while time.time() < deadline and proc.poll() is None and not reached:
+        reached = state.is_file() and json.loads(state.read_text())["state"]["step"] >= 4
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    assert reached, "no checkpoint at step 4 before the deadline"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "checkpoints" / "final").exists()
+
+    assert main(["image-to-3d", "--resume", str(run), "--quiet"]) == 0
+    a = load_file(str(ref / "checkpoints" / "final" / "model.safetensors"))
+    b = load_file(str(run / "checkpoints" / "final" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=f"tensor {k} differs")
+    initial = load_file(str(ref / "checkpoints" / "final" / "model.safetensors"))
+    assert json.loads((run / "metrics.json").read_text())["steps"] == steps and len(initial) > 0
+
+
+def test_presets_load_and_the_default_preset_is_the_default_config():
+    from dreamfusion3d.generate.image import ImageTo3DConfig
+    from dreamfusion3d.utils.config import load_preset, to_dict
+
+    default = load_preset(ImageTo3DConfig, "image_to_3d", command="image-to-3d")
+    assert to_dict(default) == to_dict(ImageTo3DConfig())
+    zero123 = load_preset(ImageTo3DConfig, "zero123", command="image-to-3d")
+    assert zero123.prior.kind == "zero123" and zero123.prior.vae_resolution == 256
