@@ -16,6 +16,7 @@ import torch
 from ..guidance import load_prior
 from ..guidance.config import IMAGE_KINDS
 from ..utils.config import load_preset, save_config
+from ..utils.device import resolve_device
 from ..utils.errors import UserError
 from ..utils.logging import info, warn
 from ..utils.outdir import has_checkpoint, output_folder
@@ -68,14 +69,16 @@ def run(cfg: ImageTo3DConfig) -> None:
         cfg = load_preset(ImageTo3DConfig, str(resume / "config.yaml"), command=COMMAND)
         cfg.resume, cfg.out = resume, resume
     _check_config(cfg)
+    device = resolve_device(cfg.device, prior_kind=cfg.prior.kind)  # checked before anything is written
     inputs = read_inputs(cfg)
     multi, resuming = len(inputs) > 1, cfg.resume is not None
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     jobs = [(name, pixels, cfg.out / name if multi else cfg.out) for name, pixels in inputs][rank::world]
-    prior = load_prior(cfg.prior, device=torch.device(cfg.device))  # a bad model folder fails before writing
+    prior = load_prior(cfg.prior, device=device)  # a bad model folder fails before writing
     with output_folder(cfg.out, overwrite=cfg.overwrite, resume=resuming, started=has_checkpoint):
         if not resuming:
-            save_config(cfg, cfg.out / "config.yaml", command=COMMAND)
+            save_config(cfg, cfg.out / "config.yaml", command=COMMAND)  # keeps --device as given (auto)
+        cfg.device = str(device)
         for name, pixels, out in jobs:
             if multi:
                 claim_folder(out, resuming)
