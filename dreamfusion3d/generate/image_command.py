@@ -18,7 +18,7 @@ from ..guidance.config import IMAGE_KINDS
 from ..utils.config import load_preset, save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
-from ..utils.logging import info, warn
+from ..utils.logging import info
 from ..utils.outdir import has_checkpoint, output_folder
 from .checks import claim_folder
 from .image import ImageGeneration, ImageTo3DConfig
@@ -84,14 +84,8 @@ def run(cfg: ImageTo3DConfig) -> None:
                 claim_folder(out, resuming)
             gen = ImageGeneration(cfg, f"image:{name}", pixels, out, prior=prior)
             info(f"image {name!r} -> {out}")
-            latest = out / "checkpoints" / "latest"
-            if not latest.exists() and latest.with_name("latest.old").exists():  # killed mid-swap
-                latest = latest.with_name("latest.old")
-            if resuming and (latest / "trainer").exists():
-                gen.load(latest)
-                info(f"resumed at step {gen.step}")
-            elif resuming:
-                warn(f"no checkpoint in {out}; starting from step 0")
+            if resuming:
+                gen.resume_latest()
             metrics = gen.run()
             info(f"done in {metrics['train_seconds_this_session']:.0f} s (input view PSNR "
                  f"{metrics['reference_view']['psnr']:.1f} dB): " + ", ".join(metrics["outputs"]))

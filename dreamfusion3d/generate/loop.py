@@ -114,6 +114,18 @@ class Generation:
                         global_rng=self.device)  # CPU + CUDA RNG (nerfacc's CUDA sampler draws from it)
         return replace_folder(staging, folder)
 
+    def resume_latest(self) -> None:
+        """Continue from ``OUT/checkpoints/latest`` (or its ``.old`` copy if a kill came mid-swap);
+        without one, say so and start from step 0."""
+        latest = self.out / "checkpoints" / "latest"
+        if not latest.exists() and latest.with_name("latest.old").exists():
+            latest = latest.with_name("latest.old")
+        if (latest / "trainer").exists():
+            self.load(latest)
+            info(f"resumed at step {self.step}")
+        else:
+            warn(f"no checkpoint in {self.out}; starting from step 0")
+
     def load(self, folder: Path) -> None:
         load_weights(folder, self.representation)
         state = load_checkpoint(folder / "trainer", {}, self.optimizer, {"run": self.generator},
@@ -297,13 +309,7 @@ def _run_jobs(cfg: GenerateConfig, jobs: list[tuple[str, Path]], multi: bool, re
         gen = Generation(cfg, prompt, out, prior=prior)
         info(f"prompt {prompt!r} -> {out}")
         prior = gen.prior  # load the prior once for all prompts
-        latest = out / "checkpoints" / "latest"
-        if not latest.exists() and latest.with_name("latest.old").exists():  # killed mid-swap
-            latest = latest.with_name("latest.old")
-        if resuming and (latest / "trainer").exists():
-            gen.load(latest)
-            info(f"resumed at step {gen.step}")
-        elif resuming:
-            warn(f"no checkpoint in {out}; starting from step 0")
+        if resuming:
+            gen.resume_latest()
         metrics = gen.run()
         info(f"done in {metrics['train_seconds_this_session']:.0f} s: " + ", ".join(metrics["outputs"]))
