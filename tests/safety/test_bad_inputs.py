@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from dreamfusion3d.cli import main
 
@@ -164,8 +165,22 @@ TABLES = {
     "evaluate-novel-view": (EVALUATE_NOVEL_VIEW, BAD_EVALUATE_NOVEL_VIEW),
     "reconstruct": (RECONSTRUCT, BAD_RECONSTRUCT), "bench": (BENCH, BAD_BENCH),
 }
+# --device, the same three cases for every command that takes it (cuda without a GPU only where
+# there is none: on a GPU machine that one is a valid choice).
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+BAD_DEVICE = [
+    ("device-unknown", ["--device", "tpu"], "unknown device 'tpu'", ()),
+    ("device-index-not-a-number", ["--device", "cuda:first"], "the GPU index must be a number", ()),
+    ("device-cuda-without-gpu", ["--device", "cuda"], "--device cuda", (NO_CUDA,)),
+]
+WITH_DEVICE = ["generate", "novel-view", "export", "sample", "train-prior", "evaluate",
+               "evaluate-prior", "evaluate-novel-view", "bench"]  # (train-novel-view, reconstruct: their
+# base case has no dataset, which is reported first)
+
 CASES = [pytest.param(cmd, args, message, id=f"{cmd}:{name}")
          for cmd, (_, table) in TABLES.items() for name, args, message in table]
+CASES += [pytest.param(cmd, args, message, id=f"{cmd}:{name}", marks=marks)
+          for cmd in WITH_DEVICE for name, args, message, marks in BAD_DEVICE]
 
 
 @pytest.fixture
