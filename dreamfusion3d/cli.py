@@ -59,6 +59,7 @@ COMMANDS: dict[str, Command] = {
         "dreamfusion3d.evaluate_prior:run_evaluate_prior",
         "sample a text prior per caption and report shape/colour accuracy (training words and paraphrases)",
     ),
+    "app": Command("dreamfusion3d.app:AppConfig", "dreamfusion3d.app:run", "a local web page (Gradio, offline): type a prompt or drop an image, watch it form, turn the mesh in 3D"),
 }
 
 
