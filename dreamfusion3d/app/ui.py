@@ -107,11 +107,11 @@ class Panel:
 
     def updates(self, view: RunView | None, shown: dict) -> tuple[list, dict]:
         """Values for ``outputs``, skipping what ``shown`` says the page already has."""
-        fresh = view is None or shown.get("run") != view.run_id
         new = {"run": view.run_id if view else None}
-        if view is None:
+        fresh = shown.get("run", "") != new["run"]  # "": nothing drawn yet
+        if view is None:  # nothing watched: clear the panel once
             values = [gr.update(visible=False), gr.update(visible=False), ""] + [None] * (len(self.outputs) - 3)
-            return values, new
+            return (values if fresh else [gr.skip()] * len(self.outputs)), new
         html = view.progress_html()
         gallery = view.previews[::-1] if self.mesh else []
         if view.files is not None and not self.mesh:
@@ -185,7 +185,8 @@ def _tab(jobs: JobQueue, prefix: str, kinds: tuple[str, ...], mesh: bool, inputs
 
     quick = dict(show_progress="hidden", concurrency_limit=None)
     submit.click(on_submit, inputs, [message, watched] + outs, **quick)
-    past.input(on_open, [past], [watched, message] + outs, **quick)
+    # .change, not .input: a Model3D filled by a dropdown's .input event never draws (gradio 6.31)
+    past.change(on_open, [past], [watched, message] + outs, **quick)
     panel.stop.click(on_stop, [watched], outs, **quick)
     panel.resume.click(on_resume, [watched, shown], outs, **quick)
     gr.Timer(1.0).tick(refresh, [watched, shown], outs, **quick)
