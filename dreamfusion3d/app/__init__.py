@@ -8,6 +8,7 @@ download it. Every job is a subprocess of the CLI writing an ordinary run folder
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 from dataclasses import dataclass
@@ -67,14 +68,14 @@ def run(cfg: AppConfig) -> None:
     _check(cfg)
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        raise UserError("the app needs Gradio: pip install 'dreamfusion3d[app]'") from None
+    if importlib.util.find_spec("gradio") is None:
+        raise UserError("the app needs Gradio: pip install 'dreamfusion3d[app]'")
     from .jobs import JobQueue
-    from .ui import build, launch, presets_offered
+    from .submit import presets_offered
 
     presets = presets_offered(cfg)  # fail on a bad preset before anything is written
+    from .ui import build, launch  # imports gradio (seconds)
+
     cfg.runs.mkdir(parents=True, exist_ok=True)
     jobs = JobQueue(cfg.runs, max_parallel=cfg.max_jobs, env=OFFLINE_ENV)
     previous = signal.signal(signal.SIGTERM, _interrupt)

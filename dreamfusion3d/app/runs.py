@@ -149,10 +149,9 @@ def obj_zip(obj: Path, target: Path) -> Path:
     """A zip of the OBJ with its MTL and textures (rebuilt when the OBJ is newer), written atomically."""
     if target.is_file() and target.stat().st_mtime >= obj.stat().st_mtime:
         return target
-    with atomic_path(target) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for path in obj_companions(obj):
-                zf.write(path, arcname=path.name)
+    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in obj_companions(obj):
+            zf.write(path, arcname=path.name)
     return target
 
 

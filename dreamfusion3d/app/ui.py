@@ -6,22 +6,17 @@ sending only what changed (``gr.skip()`` for the rest), so the 3D viewer loads i
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
-import typing
-from pathlib import Path
+from functools import partial
 
 import gradio as gr
 
-from ..cli import COMMANDS, _load
-from ..utils.config import load_preset, resolve_preset
+from ..cli import COMMANDS
 from ..utils.errors import UserError
-from ..world.captions import TRAIN_COLORS, TRAIN_SHAPES, _article
+from ..world.captions import TRAIN_COLORS, TRAIN_SHAPES
 from . import AppConfig
-from .inputs import check_image, check_int, check_prompt, check_seed
 from .jobs import JobQueue
-from .runs import INTERNAL
-from .view import MESH_KINDS, RunView, history, view_run
+from .submit import example_prompts, option_default, resume, submit_generate, submit_image
+from .view import RunView, history, view_run
 
 CSS = ".df-progress progress{width:100%;height:1.1em} .df-progress span{font-size:.95em} #t2d-message p{margin:0}"
 THEME_FONTS = {"font": ["ui-sans-serif", "system-ui", "sans-serif"],  # local fonts: no font CDN
@@ -31,53 +26,6 @@ PRIOR_NOTE = (
     "colours ({colours}), so “a purple torus” works and “a corgi” does not. Open-ended prompts need "
     "the `sd` or `if` preset (Stable Diffusion, DeepFloyd IF) on a CUDA GPU."
 )
-
-
-def example_prompts() -> list[str]:
-    """One prompt per shape, colours cycling, from the bundled prior's training vocabulary."""
-    colours, shapes = list(TRAIN_COLORS), list(TRAIN_SHAPES)
-    pairs = [(colours[i % len(colours)], shape) for i, shape in enumerate(shapes)] + [(colours[5], shapes[4]),
-                                                                                      (colours[6], shapes[1])]
-    return [_article(f"{colour} {shape}") for colour, shape in pairs]
-
-
-def presets_offered(cfg: AppConfig) -> dict[str, tuple[str, int]]:
-    """Preset label -> (``--config`` value, its step count); a bad preset fails here, at start."""
-    names = list(cfg.presets)
-    if not names:
-        import torch
-
-        names = ["default"] + (["sd", "if"] if torch.cuda.is_available() else [])
-    from ..generate.config import GenerateConfig
-
-    offered = {}
-    for name in names:
-        path = resolve_preset(name)
-        label = name if path.stem == name else path.stem
-        offered[label] = (str(path.resolve()), load_preset(GenerateConfig, str(path), command="generate").steps)
-    return offered
-
-
-def command_options(name: str) -> set[str]:
-    """Dotted option names of a CLI command's config (``steps``, ``output.preview_every``, ...)."""
-    def walk(cls, prefix: str) -> set[str]:
-        found = set()
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            found.add(prefix + f.name)
-            if dataclasses.is_dataclass(hints.get(f.name)):
-                found |= walk(hints[f.name], f"{prefix}{f.name}.")
-        return found
-
-    return walk(_load(COMMANDS[name].config), "")
-
-
-def option_default(name: str, option: str):
-    """The default of a top-level option of a CLI command (None when it has none)."""
-    for f in dataclasses.fields(_load(COMMANDS[name].config)):
-        if f.name == option and f.default is not dataclasses.MISSING:
-            return f.default
-    return None
 
 
 class Panel:
@@ -163,10 +111,10 @@ def _tab(jobs: JobQueue, prefix: str, kinds: tuple[str, ...], mesh: bool, inputs
 
     def on_submit(*args):
         try:
-            run_id, where = submit_fn(*args)
+            run_id = submit_fn(*args)
         except UserError as exc:
             return [f"**⚠ {exc}**", gr.skip()] + [gr.skip()] * len(outs)
-        return [f"Submitted: run folder `{where}`.", run_id] + refresh(run_id, {})
+        return [f"Submitted: run folder `{jobs.runs / run_id}`.", run_id] + refresh(run_id, {})
 
     def on_open(run_id):
         return [run_id, ""] + refresh(run_id, {})
@@ -180,10 +128,10 @@ def _tab(jobs: JobQueue, prefix: str, kinds: tuple[str, ...], mesh: bool, inputs
         view = view_run(jobs, run_id) if run_id else None
         if view is None or not view.resumable:
             return refresh(run_id, seen)
-        jobs.submit(run_id, view.kind, ["generate", "--resume", str(jobs.runs / run_id)], label=view.label)
+        resume(jobs, run_id, view.label)
         return refresh(run_id, {})
 
-    quick = dict(show_progress="hidden", concurrency_limit=None)
+    quick = {"show_progress": "hidden", "concurrency_limit": None}
     submit.click(on_submit, inputs, [message, watched] + outs, **quick)
     # .change, not .input: a Model3D filled by a dropdown's .input event never draws (gradio 6.31)
     past.change(on_open, [past], [watched, message] + outs, **quick)
@@ -193,8 +141,6 @@ def _tab(jobs: JobQueue, prefix: str, kinds: tuple[str, ...], mesh: bool, inputs
 
 
 def build(cfg: AppConfig, jobs: JobQueue, presets: dict[str, tuple[str, int]]) -> gr.Blocks:
-    runs = jobs.runs
-    uploads = runs / INTERNAL / "uploads"
     first = next(iter(presets))
 
     def t2d_inputs():
@@ -209,31 +155,8 @@ def build(cfg: AppConfig, jobs: JobQueue, presets: dict[str, tuple[str, int]]) -
         preset.change(lambda name: presets[name][1] if name in presets else gr.skip(), [preset], [steps])
         return [prompt, preset, steps, seed]
 
-    def job_args(run_id: str, steps: int | None, seed: int, kind: str) -> list[str]:
-        options = command_options(kind)
-        args = ["--out", str(runs / run_id), "--seed", str(seed)]
-        if steps is not None and "steps" in options:
-            args += ["--steps", str(steps)]
-        if cfg.preview_every and "output.preview_every" in options:
-            args += ["--output.preview-every", str(cfg.preview_every)]
-        if cfg.num_threads and "num_threads" in options:
-            args += ["--num-threads", str(cfg.num_threads)]
-        return args
-
-    def t2d_submit(prompt, preset, steps, seed):
-        prompt = check_prompt(prompt)
-        if preset not in presets:
-            raise UserError(f"Unknown preset {preset!r}; choose one of {', '.join(presets)}.")
-        steps, seed = check_int(steps, "Steps", 1, cfg.max_steps), check_seed(seed)
-        from ..generate.loop import slugify
-
-        run_id = jobs.new_id(slugify(prompt, 40))
-        args = ["--config", presets[preset][0], "generate", "--prompt", prompt] + job_args(run_id, steps, seed,
-                                                                                           "generate")
-        jobs.submit(run_id, "generate", args, label=prompt)
-        return run_id, runs / run_id
-
-    def image_inputs(prefix: str, steps_default: int | None):
+    def image_inputs(prefix: str, kind: str):
+        steps_default = option_default(kind, "steps")
         image = gr.File(label="image (PNG/JPG, one object on a plain background)", file_types=["image"],
                         elem_id=f"{prefix}-image")
         with gr.Row():
@@ -242,34 +165,19 @@ def build(cfg: AppConfig, jobs: JobQueue, presets: dict[str, tuple[str, int]]) -
             seed = gr.Number(0, label="seed", precision=None, elem_id=f"{prefix}-seed")
         return [image, steps, seed]
 
-    def image_submit(kind: str, max_steps: int):
-        def submit(image, steps, seed):
-            path = check_image(image, cfg.max_upload_mb)
-            steps = check_int(steps, "Steps", 1, max_steps) if steps is not None else None
-            seed = check_seed(seed)
-            from ..generate.loop import slugify
-
-            run_id = jobs.new_id(slugify(path.stem, 40))
-            kept = uploads / run_id / path.name  # the job reads its own copy (gradio's cache is temporary)
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, kept)
-            jobs.submit(run_id, kind, [kind, "--image", str(kept)] + job_args(run_id, steps, seed, kind),
-                        label=path.name)
-            return run_id, runs / run_id
-        return submit
-
     note = PRIOR_NOTE.format(shapes=", ".join(TRAIN_SHAPES), colours=", ".join(TRAIN_COLORS))
     with gr.Blocks(title="dreamfusion3d", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
         gr.Markdown("## dreamfusion3d\nText → 3D by score distillation, novel views from one image. Each job "
-                    f"runs the `dreamfusion3d` command and writes an ordinary run folder under `{runs}`.")
+                    f"runs the `dreamfusion3d` command and writes an ordinary run folder under `{jobs.runs}`.")
         with gr.Tab("Text → 3D", id="t2d"):
-            _tab(jobs, "t2d", ("generate",), True, t2d_inputs, t2d_submit, note)
+            _tab(jobs, "t2d", ("generate",), True, t2d_inputs, partial(submit_generate, jobs, cfg, presets), note)
         if "image-to-3d" in COMMANDS:  # shown once the command exists
             with gr.Tab("Image → 3D", id="i2d"):
-                _tab(jobs, "i2d", ("image-to-3d",), True, lambda: image_inputs("i2d", option_default("image-to-3d", "steps")),
-                     image_submit("image-to-3d", cfg.max_steps))
+                _tab(jobs, "i2d", ("image-to-3d",), True, partial(image_inputs, "i2d", "image-to-3d"),
+                     partial(submit_image, jobs, cfg, "image-to-3d"))
         with gr.Tab("Novel views", id="nv"):
-            _tab(jobs, "nv", ("novel-view",), False, lambda: image_inputs("nv", option_default("novel-view", "steps")), image_submit("novel-view", 500))
+            _tab(jobs, "nv", ("novel-view",), False, partial(image_inputs, "nv", "novel-view"),
+                 partial(submit_image, jobs, cfg, "novel-view"))
     return demo
 
 

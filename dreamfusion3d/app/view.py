@@ -11,10 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .jobs import ACTIVE, JobQueue
-from .runs import INTERNAL, RunFiles, checkpoint_step, list_runs, previews, read_metrics, run_command, run_config
-from .runs import run_files
-
-MESH_KINDS = ("generate", "image-to-3d")
+from .runs import (
+    INTERNAL,
+    RunFiles,
+    checkpoint_step,
+    list_runs,
+    previews,
+    read_metrics,
+    run_command,
+    run_config,
+    run_files,
+)
 
 
 @dataclass

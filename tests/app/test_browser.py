@@ -10,47 +10,22 @@ piece fails instead, so the test cannot silently stop running there.
 
 import io
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 import zipfile
 
-import numpy as np
 import pytest
 import trimesh
 
+from dreamfusion3d.app.browser import canvas_pixels, chrome, drawn, missing_tools, start_app, stop_app
+
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-# Headless as root on a machine without network or GPU: no sandbox, software WebGL, and none of
-# the background connections that a closed network refuses.
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1400,1600")
 WAIT = 300  # generous: the machine may be busy with other jobs
-
-
-def _missing() -> list[str]:
-    missing = []
-    for module, hint in (("gradio", "pip install 'dreamfusion3d[app]'"), ("selenium", "pip install selenium")):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(f"{module} ({hint})")
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not os.access(path, os.X_OK):
-            missing.append(f"{path} (apt-get install chromium chromium-driver)")
-    return missing
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _needs_browser():
-    missing = _missing()
+    missing = missing_tools()
     if missing:
         message = "the browser test needs " + ", ".join(missing) + " (bash scripts/install_browser.sh)"
         if os.environ.get("CI") == "true":
@@ -58,67 +33,31 @@ def _needs_browser():
         pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, tiny_preset):
     root = tmp_path_factory.mktemp("app")
-    runs, log = root / "runs", root / "app.log"
-    port = _free_port()
-    env = {**os.environ, "GRADIO_TEMP_DIR": str(root / "gradio-cache")}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "dreamfusion3d", "app", "--host", "127.0.0.1", "--port",
-                                 str(port), "--runs", str(runs), "--presets", str(tiny_preset), "--preview-every",
-                                 "2"], stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + WAIT
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"the app did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield {"url": url, "runs": runs, "log": log}
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    runs = root / "runs"
+    proc, url = start_app(["--runs", str(runs), "--presets", str(tiny_preset), "--preview-every", "2"],
+                          root / "app.log", WAIT, env={"GRADIO_TEMP_DIR": str(root / "gradio-cache")})
+    yield {"url": url, "runs": runs}
+    stop_app(proc)
 
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     drivers = []
 
     class Browsers:
+        @staticmethod
+        def start():
+            drivers.append(chrome(tmp_path / f"profile-{len(drivers)}"))
+            return drivers[-1]
+
         @staticmethod
         def close(driver):
             drivers.remove(driver)
             driver.quit()
 
-    def start():
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for flag in FLAGS:
-            options.add_argument(flag)
-        options.add_argument(f"--user-data-dir={tmp_path / f'profile-{len(drivers)}'}")
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-        drivers.append(driver)
-        return driver
-
-    Browsers.start = staticmethod(start)
     yield Browsers
     for driver in drivers:
         driver.quit()
@@ -144,15 +83,6 @@ def _open(driver, url):
     return _wait(driver, lambda d: d.find_elements("css selector", "#t2d-prompt textarea"), "the page")[0]
 
 
-def _canvas_pixels(driver) -> np.ndarray | None:
-    from PIL import Image
-
-    canvases = driver.find_elements("css selector", "#t2d-viewer canvas")
-    if not canvases or not canvases[0].size["width"]:
-        return None
-    return np.asarray(Image.open(io.BytesIO(canvases[0].screenshot_as_png)).convert("RGB")).astype(np.float32)
-
-
 def test_prompt_to_viewer_and_glb_survives_closing_the_browser(app, browser, tmp_path):
     first = browser.start()
     prompt = _open(first, app["url"])
@@ -172,10 +102,8 @@ def test_prompt_to_viewer_and_glb_survives_closing_the_browser(app, browser, tmp
     option.click()
     _wait(second, lambda d: "Done" in _text(d, "#t2d-progress"), "the run to finish")
 
-    def drawn(d):  # the viewer has loaded the GLB once its canvas shows more than one colour
-        pixels = _canvas_pixels(d)
-        return pixels is not None and pixels.std(axis=(0, 1)).max() > 5 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20
-    _wait(second, drawn, "the 3D viewer to draw the mesh")
+    # The viewer has loaded the GLB once its canvas is no longer one flat colour.
+    _wait(second, lambda d: drawn(canvas_pixels(d, "#t2d-viewer")), "the 3D viewer to draw the mesh")
 
     links = {a.get_attribute("download"): a.get_attribute("href")
              for a in second.find_elements("css selector", "#t2d-downloads a[download]")}
@@ -188,7 +116,7 @@ def test_prompt_to_viewer_and_glb_survives_closing_the_browser(app, browser, tmp
         assert "mesh.obj" in zf.namelist()
     # Offline: every resource the page loaded came from the app itself (no CDN, no font host).
     resources = second.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
-    assert resources and all(r.startswith(app["url"]) or r.startswith(("data:", "blob:")) for r in resources), [
+    assert resources and all(r.startswith((app["url"], "data:", "blob:")) for r in resources), [
         r for r in resources if not r.startswith(app["url"])]
     assert (run / "metrics.json").is_file() and not list(run.rglob(".*.tmp*"))  # no half-written file
 

@@ -12,11 +12,15 @@ import pytest
 import trimesh
 import yaml
 
+from dreamfusion3d.app import AppConfig
 from dreamfusion3d.app.inputs import check_image, check_int, check_prompt, check_seed
 from dreamfusion3d.app.jobs import ACTIVE, JobQueue
 from dreamfusion3d.app.runs import checkpoint_step, read_log
+from dreamfusion3d.app.submit import example_prompts, presets_offered, resume, submit_generate, submit_image
 from dreamfusion3d.app.view import history, view_run
+from dreamfusion3d.cli import main
 from dreamfusion3d.utils.errors import UserError
+from dreamfusion3d.world.captions import TRAIN_COLORS, TRAIN_SHAPES
 
 
 def _listing(folder):
@@ -64,18 +68,60 @@ def test_log_parsing_reads_the_last_bar_stage_and_error(tmp_path):
     assert got.stage == "extracting the mesh" and got.error.startswith("cannot write to output folder")
 
 
-def _generate(runs, run_id, preset, *extra):
-    return ["--config", str(preset), "generate", "--prompt", "a red cube", "--out", str(runs / run_id), *extra]
+def test_page_submissions_are_checked_before_anything_is_written(tmp_path, tiny_preset):
+    runs = tmp_path / "runs"
+    cfg = AppConfig(runs=runs, presets=(str(tiny_preset),), max_steps=50)
+    presets = presets_offered(cfg)
+    assert list(presets) == ["tiny"] and presets["tiny"][1] == 6
+    jobs = JobQueue(runs)
+    text = tmp_path / "photo.jpg"
+    text.write_text("not a photo")
+    bad = [
+        lambda: submit_generate(jobs, cfg, presets, "", "tiny", 6, 0),
+        lambda: submit_generate(jobs, cfg, presets, "a red cube", "tiny", 51, 0),
+        lambda: submit_generate(jobs, cfg, presets, "a red cube", "no-such-preset", 6, 0),
+        lambda: submit_image(jobs, cfg, "novel-view", text, 2, 0),
+        lambda: submit_image(jobs, cfg, "novel-view", None, 2, 0),
+    ]
+    for call in bad:
+        with pytest.raises(UserError):
+            call()
+    jobs.shutdown()
+    assert not runs.exists() and jobs.jobs() == []
+
+
+def test_the_app_command_refuses_bad_options_in_one_line(tmp_path, capsys, monkeypatch):
+    runs = tmp_path / "runs"
+    assert main(["app", "--runs", str(runs), "--max-jobs", "0"]) == 2
+    assert main(["app", "--runs", str(runs), "--presets", "no-such-preset"]) == 2
+    assert "no-such-preset" in capsys.readouterr().err
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real(name, *a))
+    assert main(["app", "--runs", str(runs)]) == 2
+    assert "pip install 'dreamfusion3d[app]'" in capsys.readouterr().err
+    assert not runs.exists()
+
+
+def test_example_prompts_use_the_bundled_vocabulary():
+    prompts = example_prompts()
+    assert len(set(prompts)) == len(prompts) >= 5
+    for prompt in prompts:
+        *_, colour, shape = prompt.split()
+        assert colour in TRAIN_COLORS and shape in TRAIN_SHAPES
+    assert {p.split()[-1] for p in prompts} == set(TRAIN_SHAPES)
 
 
 @pytest.mark.slow
 def test_a_job_is_a_cli_run_and_the_queue_keeps_order(tmp_path, tiny_preset):
     runs = tmp_path / "runs"
+    cfg = AppConfig(runs=runs, presets=(str(tiny_preset),), preview_every=2)
+    presets = presets_offered(cfg)
     jobs = JobQueue(runs, max_parallel=1)
-    first, second = jobs.new_id("a-red-cube"), jobs.new_id("a-red-cube")
+    first = submit_generate(jobs, cfg, presets, " a red  cube", "tiny", 6, 3)
+    second = submit_generate(jobs, cfg, presets, "a red cube", "tiny", 6, 3)
     assert first != second
-    jobs.submit(first, "generate", _generate(runs, first, tiny_preset), label="a red cube")
-    jobs.submit(second, "generate", _generate(runs, second, tiny_preset), label="a red cube")
     assert jobs.get(second).state == "queued"  # one at a time: the second waits for the first
     assert jobs.stop(second) and jobs.get(second).state == "stopped"
     done = jobs.wait(first, timeout=300)
@@ -92,23 +138,27 @@ def test_a_job_is_a_cli_run_and_the_queue_keeps_order(tmp_path, tiny_preset):
         assert "mesh.obj" in zf.namelist()
         zf.extractall(tmp_path / "unzipped")
     assert len(trimesh.load(tmp_path / "unzipped" / "mesh.obj", force="mesh").faces) == len(mesh.faces)
-    assert yaml.safe_load((runs / first / "config.yaml").read_text())["command"] == "generate"
+    written = yaml.safe_load((runs / first / "config.yaml").read_text())
+    assert written["command"] == "generate" and written["prompt"] == "a red cube"
+    assert (written["steps"], written["seed"], written["output"]["preview_every"]) == (6, 3, 2)
 
     # A restarted app (a new queue on the same folder) lists both runs; so it does a CLI run.
     again = JobQueue(runs)
-    labels = dict((run_id, label) for label, run_id in history(again, ("generate",)))
+    labels = {run_id: label for label, run_id in history(again, ("generate",))}
     assert labels[first].endswith("a red cube · done") and labels[second].endswith("· stopped")
-    (runs / ".app" / "jobs" / f"{first}.json").unlink()
-    assert dict((r, lab) for lab, r in history(JobQueue(runs), ("generate",)))[first].endswith("· done")
     again.shutdown()
+    (runs / ".app" / "jobs" / f"{first}.json").unlink()
+    cli_only = JobQueue(runs)
+    assert {r: lab for lab, r in history(cli_only, ("generate",))}[first].endswith("· done")
+    cli_only.shutdown()
 
 
 @pytest.mark.slow
 def test_stop_leaves_a_checkpoint_that_resume_continues(tmp_path, tiny_preset):
     runs = tmp_path / "runs"
+    cfg = AppConfig(runs=runs, presets=(str(tiny_preset),), max_steps=100000)
     jobs = JobQueue(runs)
-    run_id = jobs.new_id("long")
-    jobs.submit(run_id, "generate", _generate(runs, run_id, tiny_preset, "--steps", "100000"))
+    run_id = submit_generate(jobs, cfg, presets_offered(cfg), "a red cube", "tiny", 100000, 0)
     folder = runs / run_id
     deadline = time.time() + 300  # poll for the first checkpoint (generous: the machine may be busy)
     while checkpoint_step(folder) is None and jobs.get(run_id).state in ACTIVE and time.time() < deadline:
@@ -125,7 +175,7 @@ def test_stop_leaves_a_checkpoint_that_resume_continues(tmp_path, tiny_preset):
     config = yaml.safe_load((folder / "config.yaml").read_text())
     config["steps"] = step + 4
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    jobs.submit(run_id, "generate", ["generate", "--resume", str(folder)])
+    resume(jobs, run_id)
     done = jobs.wait(run_id, timeout=300)
     jobs.shutdown()
     assert done.state == "done", jobs.log_path(run_id).read_text()[-2000:]
@@ -143,3 +193,23 @@ def test_a_failing_job_shows_the_cli_error(tmp_path):
     assert job.state == "failed" and job.returncode == 2
     view = view_run(jobs, run_id)
     assert view.state == "failed" and "no-such-prior" in view.status and not view.resumable
+
+
+@pytest.mark.slow
+def test_a_novel_view_job_shows_its_views(tmp_path):
+    runs = tmp_path / "runs"
+    image = tmp_path / "red disc.png"
+    yy, xx = np.mgrid[:64, :64]
+    pixels = np.full((64, 64, 3), 255, np.uint8)
+    pixels[(yy - 32) ** 2 + (xx - 32) ** 2 < 300] = (220, 30, 30)
+    iio.imwrite(image, pixels)
+    jobs = JobQueue(runs)
+    run_id = submit_image(jobs, AppConfig(runs=runs), "novel-view", image, 2, 0)
+    job = jobs.wait(run_id, timeout=300)
+    jobs.shutdown()
+    assert job.state == "done", jobs.log_path(run_id).read_text()[-2000:]
+    view = view_run(jobs, run_id)
+    assert view.kind == "novel-view" and view.state == "done" and view.label == "red disc.png"
+    assert len(view.files.views) == len(view.metrics["targets"]) == 8
+    assert view.files.turntable.name == "turntable.gif" and view.files.sheet.name == "views.png"
+    assert history(jobs, ("novel-view",))[0][1] == run_id and history(jobs, ("generate",)) == []
