@@ -48,7 +48,7 @@ def check_image(path: str | Path | None, max_mb: float) -> Path:
     from ..novel_view.images import read_image
 
     if path is None or str(path) == "":
-        raise UserError("No image yet: drop a PNG or JPG of one object on a plain background.")
+        raise UserError(f"No image yet: drop a PNG or JPG (at most {max_mb:g} MB) of one object on a plain background.")
     path = Path(path)
     if not path.is_file():
         raise UserError("The upload did not arrive; drop the image again.")

@@ -178,5 +178,6 @@ class JobQueue:
                 job.returncode, job.finished = code, time.time()
                 job.state = "done" if code == 0 else "stopped" if code in (130, -signal.SIGINT) else "failed"
                 if code != 0:
-                    job.error = read_log(self.log_path(job_id)).error or f"exited with status {code}"
+                    died = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+                    job.error = read_log(self.log_path(job_id)).error or died
                 self._save(job)

@@ -3,7 +3,8 @@
 Starts ``dreamfusion3d app`` on 127.0.0.1 (a free port) with a tiny preset, submits a prompt,
 closes the browser mid-run, reopens the run from the history in a new browser, waits for the
 viewer, checks its canvas is not blank and that the GLB offered for download loads in trimesh;
-then bad input: a message in the page and nothing written. Skipped with the reason when gradio,
+then bad input (empty prompt, steps out of range, a huge upload, a file that is not an image):
+a message in the page and nothing written. Skipped with the reason when gradio,
 selenium or the browser is absent (they come with ``scripts/setup.sh --dev``); in CI a missing
 piece fails instead, so the test cannot silently stop running there.
 """
@@ -20,7 +21,7 @@ from dreamfusion3d.app.browser import canvas_pixels, chrome, drawn, missing_tool
 
 pytestmark = pytest.mark.slow
 
-WAIT = 300  # generous: the machine may be busy with other jobs
+WAIT = 600  # generous: the machine may be busy with other jobs
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,9 +38,10 @@ def _needs_browser():
 def app(tmp_path_factory, tiny_preset):
     root = tmp_path_factory.mktemp("app")
     runs = root / "runs"
-    proc, url = start_app(["--runs", str(runs), "--presets", str(tiny_preset), "--preview-every", "2"],
-                          root / "app.log", WAIT, env={"GRADIO_TEMP_DIR": str(root / "gradio-cache")})
-    yield {"url": url, "runs": runs}
+    cache = root / "gradio-cache"
+    proc, url = start_app(["--runs", str(runs), "--presets", str(tiny_preset), "--preview-every", "2",
+                           "--max-upload-mb", "1"], root / "app.log", 2 * WAIT, env={"GRADIO_TEMP_DIR": str(cache)})
+    yield {"url": url, "runs": runs, "cache": cache}
     stop_app(proc)
 
 
@@ -74,8 +76,13 @@ def _wait(driver, condition, what: str, timeout: float = WAIT):
 
 
 def _text(driver, css: str) -> str:
-    found = driver.find_elements("css selector", css)
-    return found[0].text if found else ""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        found = driver.find_elements("css selector", css)
+        return found[0].text if found else ""
+    except StaleElementReferenceException:  # re-rendered while read: try again at the next poll
+        return ""
 
 
 def _open(driver, url):
@@ -121,7 +128,10 @@ def test_prompt_to_viewer_and_glb_survives_closing_the_browser(app, browser, tmp
     assert (run / "metrics.json").is_file() and not list(run.rglob(".*.tmp*"))  # no half-written file
 
 
-def test_bad_input_shows_a_message_and_writes_nothing(app, browser):
+def test_bad_input_shows_a_message_and_writes_nothing(app, browser, tmp_path):
+    huge, text = tmp_path / "huge.png", tmp_path / "notes.png"
+    huge.write_bytes(os.urandom(2 * 2**20))  # over this app's --max-upload-mb 1
+    text.write_text("not a picture")
     before = sorted(str(p) for p in app["runs"].rglob("*"))
     driver = browser.start()
     prompt = _open(driver, app["url"])
@@ -133,6 +143,18 @@ def test_bad_input_shows_a_message_and_writes_nothing(app, browser):
     steps.send_keys("0")
     driver.find_element("id", "t2d-submit").click()
     _wait(driver, lambda d: "between 1 and" in _text(d, "#t2d-message"), "the steps-out-of-range message")
+
+    tab = [b for b in driver.find_elements("css selector", "button[role=tab]") if "Novel views" in b.text]
+    tab[0].click()
+    upload = _wait(driver, lambda d: d.find_elements("css selector", "#nv-image input[type=file]"), "the upload")
+    upload[0].send_keys(str(huge))  # refused by the page before it is sent
+    _wait(driver, lambda d: "exceed the maximum allowed size" in _text(d, "body"), "the too-large message")
+    driver.find_element("css selector", "#nv-image input[type=file]").send_keys(str(text))
+    _wait(driver, lambda d: "notes.png" in _text(d, "#nv-image"), "the text file to arrive")
+    driver.find_element("id", "nv-submit").click()
+    _wait(driver, lambda d: "not an image" in _text(d, "#nv-message"), "the not-an-image message")
+
     assert sorted(str(p) for p in app["runs"].rglob("*")) == before
+    assert not [p for p in app["cache"].rglob("*") if p.name == huge.name]  # the huge file was never stored
     with urllib.request.urlopen(app["url"], timeout=30) as response:  # the server is still up
         assert response.status == 200
