@@ -5,12 +5,14 @@ Chromium, times the first progress preview (in the page, and from the job record
 mtime on disk), waits for the run to finish and the viewer to draw, then saves the page.
 
     python3 scripts/app_screenshot.py --prompt "a purple torus" --out docs/app_screenshot.png
+    python3 scripts/app_screenshot.py --reopen outputs/red-cube     # a finished CLI run, from the history
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -27,19 +29,27 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=None, help="the app's runs folder (default: a temp folder)")
     parser.add_argument("--app-args", nargs="*", default=[], help="more `dreamfusion3d app` flags")
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--reopen", type=Path, default=None, help="a finished generate run: copy it into the "
+                        "runs folder and open it from the history instead of submitting (no timings)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="app-shot-"))
     runs = args.runs or work / "runs"
-    proc, url = start_app(["--runs", str(runs), *args.app_args], work / "app.log", 300)
+    if args.reopen is not None:
+        shutil.copytree(args.reopen, runs / args.reopen.name)
+    proc, url = start_app(["--runs", str(runs), *args.app_args], work / "app.log", 900)
     driver = chrome(work / "profile", 1400, 1500)
     wait = WebDriverWait(driver, args.timeout, poll_frequency=0.2)
     try:
         driver.get(url)
         box = wait.until(lambda d: d.find_elements("css selector", "#t2d-prompt textarea"))[0]
-        box.send_keys(args.prompt)
         t0 = time.time()
-        driver.find_element("id", "t2d-submit").click()
+        if args.reopen is not None:
+            driver.find_element("css selector", "#t2d-history input").click()
+            wait.until(lambda d: d.find_elements("css selector", "#t2d-history li[role=option]"))[0].click()
+        else:
+            box.send_keys(args.prompt)
+            driver.find_element("id", "t2d-submit").click()
         wait.until(lambda d: d.find_elements("css selector", "#t2d-gallery img"))
         in_page = time.time() - t0
         wait.until(lambda d: "Done" in d.find_element("id", "t2d-progress").text)
@@ -53,6 +63,9 @@ def main() -> None:
     finally:
         driver.quit()
         stop_app(proc)
+    if args.reopen is not None:
+        print(json.dumps({"reopened": str(args.reopen), "screenshot": str(args.out)}))
+        return
     [record] = sorted((runs / ".app" / "jobs").glob("*.json"))
     job = json.loads(record.read_text())
     first_png = sorted((runs / job["id"] / "progress").glob("step_*.png"))[0]
