@@ -22,6 +22,7 @@ from dreamfusion3d.app.browser import canvas_pixels, chrome, drawn, missing_tool
 pytestmark = pytest.mark.slow
 
 WAIT = 600  # generous: the machine may be busy with other jobs
+UI_WAIT = 120  # a page reaction (no job involved)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -144,15 +145,21 @@ def test_bad_input_shows_a_message_and_writes_nothing(app, browser, tmp_path):
     driver.find_element("id", "t2d-submit").click()
     _wait(driver, lambda d: "between 1 and" in _text(d, "#t2d-message"), "the steps-out-of-range message")
 
-    tab = [b for b in driver.find_elements("css selector", "button[role=tab]") if "Novel views" in b.text]
-    tab[0].click()
-    upload = _wait(driver, lambda d: d.find_elements("css selector", "#nv-image input[type=file]"), "the upload")
-    upload[0].send_keys(str(huge))  # refused by the page before it is sent
-    _wait(driver, lambda d: "exceed the maximum allowed size" in _text(d, "body"), "the too-large message")
-    driver.find_element("css selector", "#nv-image input[type=file]").send_keys(str(text))
-    _wait(driver, lambda d: "notes.png" in _text(d, "#nv-image"), "the text file to arrive")
+    def novel_view_upload():
+        tab = [b for b in driver.find_elements("css selector", "button[role=tab]") if "Novel views" in b.text]
+        tab[0].click()
+        return _wait(driver, lambda d: d.find_elements("css selector", "#nv-image input[type=file]"), "the upload",
+                     UI_WAIT)[0]
+
+    novel_view_upload().send_keys(str(text))  # a text file named .png: the server says what it is
+    # (Gradio shows the name's stem and extension in separate elements)
+    _wait(driver, lambda d: "notes.png" in _text(d, "#nv-image").replace("\n", ""), "the text file to arrive", UI_WAIT)
     driver.find_element("id", "nv-submit").click()
-    _wait(driver, lambda d: "not an image" in _text(d, "#nv-message"), "the not-an-image message")
+    _wait(driver, lambda d: "not an image" in _text(d, "#nv-message"), "the not-an-image message", UI_WAIT)
+
+    _open(driver, app["url"])  # a fresh page: the file component holds the text file now
+    novel_view_upload().send_keys(str(huge))  # refused by the page before it is sent
+    _wait(driver, lambda d: "exceed the maximum allowed size" in _text(d, "body"), "the too-large message", UI_WAIT)
 
     assert sorted(str(p) for p in app["runs"].rglob("*")) == before
     assert not [p for p in app["cache"].rglob("*") if p.name == huge.name]  # the huge file was never stored
