@@ -213,3 +213,23 @@ def test_a_novel_view_job_shows_its_views(tmp_path):
     assert len(view.files.views) == len(view.metrics["targets"]) == 8
     assert view.files.turntable.name == "turntable.gif" and view.files.sheet.name == "views.png"
     assert history(jobs, ("novel-view",))[0][1] == run_id and history(jobs, ("generate",)) == []
+
+
+@pytest.mark.slow
+def test_an_image_to_3d_job_gives_a_mesh_the_viewer_can_open(tmp_path):
+    runs = tmp_path / "runs"
+    image = tmp_path / "red disc.png"
+    yy, xx = np.mgrid[:64, :64]
+    pixels = np.full((64, 64, 3), 255, np.uint8)
+    pixels[(yy - 32) ** 2 + (xx - 32) ** 2 < 300] = (220, 30, 30)
+    iio.imwrite(image, pixels)
+    jobs = JobQueue(runs)
+    run_id = submit_image(jobs, AppConfig(runs=runs), "image-to-3d", image, 2, 0)
+    job = jobs.wait(run_id, timeout=600)
+    jobs.shutdown()
+    assert job.state == "done", jobs.log_path(run_id).read_text()[-2000:]
+    view = view_run(jobs, run_id)
+    assert view.kind == "image-to-3d" and view.state == "done" and view.label == "red disc.png"
+    mesh = trimesh.load(view.files.glb, force="mesh")
+    assert len(mesh.faces) > 0
+    assert history(jobs, ("image-to-3d",))[0][1] == run_id
