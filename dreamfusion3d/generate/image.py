@@ -11,9 +11,8 @@ Zero-1-to-3 / Magic123 recipe on :class:`~.loop.Generation`'s hooks:
 
 Why the reference weights are large: the SDS surrogate's gradient is ``w(t)(ε̂ − ε)`` per pixel
 (summed, not averaged, over pixels — see :mod:`..guidance.sds`), whereas the reference losses are
-means over ``3·R²`` values. ``rgb = 2000`` and ``mask = 1000`` (chosen at R = 64, kept at the
-default R = 32) put the reference view's
-per-pixel pull at about a third of a typical SDS pull for a 0.1 colour error (reasoned, not yet
+means over ``3·R²`` values. ``rgb = 2000`` and ``mask = 1000`` (chosen at R = 64, kept
+at the default R = 32) put the reference view's per-pixel pull at about a third of a typical SDS pull for a 0.1 colour error (reasoned, not yet
 swept): the input view is then matched closely while SDS shapes the unseen sides.
 """
 
@@ -84,8 +83,9 @@ def headlight_positions(positions: Tensor, distance: float = 1000.0) -> Tensor: 
 
 @dataclass
 class ImageTo3DConfig(GenerateConfig):
-    """Image to 3D: optimise a 3D representation (an SDF by default) so that it reproduces the input view and a novel-view prior
-    likes its other views (SDS conditioned on the image and the relative camera)."""
+    """Image to 3D: optimise a 3D representation (an SDF by default) so that it reproduces the
+    input view and a novel-view prior likes its other views (SDS conditioned on the image and the
+    relative camera)."""
 
     image: tuple[Path, ...] = ()
     """Input image(s) (PNG/JPG; alpha or a plain background is cut away and the object centred).
