@@ -11,9 +11,10 @@ Zero-1-to-3 / Magic123 recipe on :class:`~.loop.Generation`'s hooks:
 
 Why the reference weights are large: the SDS surrogate's gradient is ``w(t)(ε̂ − ε)`` per pixel
 (summed, not averaged, over pixels — see :mod:`..guidance.sds`), whereas the reference losses are
-means over ``3·R²`` values. ``rgb = 2000`` and ``mask = 1000`` (chosen at R = 64, kept
-at the default R = 32) put the reference view's per-pixel pull at about a third of a typical SDS pull for a 0.1 colour error (reasoned, not yet
-swept): the input view is then matched closely while SDS shapes the unseen sides.
+means over ``3·R²`` values. ``rgb = 2000`` and ``mask = 1000`` (chosen at R = 64, kept at the
+default R = 32) put the reference view's per-pixel pull at about a third of a typical SDS pull for
+a 0.1 colour error (reasoned, not yet swept): the input view is then matched closely while SDS
+shapes the unseen sides.
 """
 
 from __future__ import annotations
