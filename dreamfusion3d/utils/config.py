@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib.resources
 import types
 import typing
 from pathlib import Path
@@ -17,7 +18,11 @@ from .io import write_text_atomic
 
 C = TypeVar("C")
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+def presets_dir() -> Path:
+    """The presets shipped inside the package (``dreamfusion3d/presets``); a checkout's top-level
+    ``configs/`` is a link to the same folder, so a checkout and an installed wheel read the same files."""
+    return Path(str(importlib.resources.files("dreamfusion3d") / "presets"))
 
 
 def to_dict(config: Any) -> Any:
@@ -103,15 +108,17 @@ def from_dict(cls: type[C], data: dict[str, Any], where: str = "config") -> C:
 
 
 def resolve_preset(name_or_path: str) -> Path:
-    """A preset is a YAML path, or a name looked up in ``./configs`` and the project's ``configs/``."""
+    """A preset is a YAML path, or a name looked up in ``./configs`` (the folder users edit; in a
+    checkout it is the package's presets) and then in the presets shipped with the package."""
     candidate = Path(name_or_path)
     if candidate.is_file():
         return candidate
-    for folder in (Path.cwd() / "configs", CONFIG_DIR):
+    for folder in (Path.cwd() / "configs", presets_dir()):
         for name in (name_or_path, f"{name_or_path}.yaml", f"{name_or_path}.yml"):
             if (folder / name).is_file():
                 return folder / name
-    raise UserError(f"preset {name_or_path!r} not found (give a YAML path or a name from {CONFIG_DIR})")
+    names = sorted(p.stem for p in presets_dir().glob("*.yaml"))
+    raise UserError(f"preset {name_or_path!r} not found (give a YAML path or one of {', '.join(names)})")
 
 
 def load_preset(cls: type[C], name_or_path: str, command: str | None = None) -> C:
