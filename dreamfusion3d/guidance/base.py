@@ -132,6 +132,17 @@ class Prior:
         raise NotImplementedError
 
     # ---- shared ---------------------------------------------------------------------------
+    def configure(self, config: Any) -> "Prior":
+        """Apply a :class:`~dreamfusion3d.guidance.config.PriorConfig`'s SDS settings (guidance
+        scale — the kind's default from the registry when unset —, t-range, annealing, weighting).
+        Every ``from_config`` ends with this, so it gives what ``load_prior`` gives."""
+        config.check()
+        self.guidance_scale = config.resolved_guidance_scale()
+        self.t_min, self.t_max = config.t_min, config.t_max
+        self.t_anneal, self.t_max_end = config.t_anneal, config.t_max_end
+        self.weighting = config.weighting
+        return self
+
     @property
     def num_train_timesteps(self) -> int:
         return int(self.scheduler.config.num_train_timesteps)

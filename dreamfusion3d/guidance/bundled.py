@@ -9,6 +9,7 @@ from torch import Tensor
 from ..models import SentenceEncoder, TextPriorModel
 from .base import Prior
 from .config import PriorConfig
+from .registry import default_guidance_scale
 from .loading import freeze, resolve_dtype
 
 
@@ -23,7 +24,7 @@ class BundledPrior(Prior):
     name = "bundled"
 
     def __init__(self, model: TextPriorModel, encoder: SentenceEncoder, device: torch.device | str = "cpu",
-                 guidance_scale: float = 20.0):
+                 guidance_scale: float | None = None):
         super().__init__()
         self.model = model
         self.encoder = encoder
@@ -31,7 +32,7 @@ class BundledPrior(Prior):
         self.device = torch.device(device)
         self.dtype = next(model.unet.parameters()).dtype
         self.resolution = int(model.resolution)
-        self.guidance_scale = guidance_scale
+        self.guidance_scale = default_guidance_scale(self.name, guidance_scale)
         freeze(model)
 
     @classmethod
@@ -40,7 +41,7 @@ class BundledPrior(Prior):
         dtype = resolve_dtype(config.dtype, device)
         model = TextPriorModel.from_pretrained(config.resolved_model(), device=device, dtype=dtype)
         encoder = SentenceEncoder.from_pretrained(config.text_encoder or model.text_encoder_id, device=device)
-        return cls(model, encoder, device, config.resolved_guidance_scale())
+        return cls(model, encoder, device).configure(config)
 
     def _encode_text(self, prompts: list[str]) -> Tensor:  # [N, D]
         return self.encoder.encode(prompts).to(self.device)

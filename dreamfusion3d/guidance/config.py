@@ -5,19 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-PriorKind = Literal["bundled", "stable-diffusion", "deepfloyd-if", "exact", "novel_view", "zero123"]
+from ..utils.errors import UserError
+from .registry import IMAGE_KINDS, PRIORS, default_guidance_scale
 
-DEFAULT_MODELS: dict[str, str | None] = {
-    "bundled": None,  # the folder shipped in dreamfusion3d/assets/text_prior
-    "stable-diffusion": "stabilityai/stable-diffusion-2-1-base",
-    "deepfloyd-if": "DeepFloyd/IF-I-XL-v1.0",
-    "exact": None,  # must be given: a folder of images
-    "novel_view": None,  # the folder shipped in dreamfusion3d/assets/novel_view
-    "zero123": "kxic/zero123-xl",  # diffusers layout of the community Zero1to3 pipeline
-}
-DEFAULT_GUIDANCE: dict[str, float] = {"bundled": 20.0, "stable-diffusion": 100.0, "deepfloyd-if": 20.0, "exact": 7.5,
-                                      "novel_view": 3.0, "zero123": 3.0}
-IMAGE_KINDS = ("novel_view", "zero123")  # conditioned on an image + relative camera, not on text
+PriorKind = Literal[tuple(PRIORS)]  # type: ignore[valid-type]  # the registry's kinds, in its order
 
 
 @dataclass
@@ -55,8 +46,17 @@ class PriorConfig:
     cpu_offload: bool = False
     """Keep model parts on the CPU and move each to the GPU while it runs (CUDA + accelerate)."""
 
+    def check(self) -> None:
+        """Refuse a t-range outside [0, 1] or upside down (one line, before any model is loaded)."""
+        for name in ("t_min", "t_max", "t_max_end"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise UserError(f"prior.{name} must be in [0, 1], got {value}")
+        if self.t_min > self.t_max:
+            raise UserError(f"prior.t_min ({self.t_min}) must not exceed prior.t_max ({self.t_max})")
+
     def resolved_guidance_scale(self) -> float:
-        return DEFAULT_GUIDANCE[self.kind] if self.guidance_scale is None else float(self.guidance_scale)
+        return default_guidance_scale(self.kind, self.guidance_scale)
 
     def resolved_model(self) -> str | None:
-        return self.model if self.model is not None else DEFAULT_MODELS[self.kind]
+        return self.model if self.model is not None else PRIORS[self.kind].model

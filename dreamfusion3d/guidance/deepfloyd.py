@@ -12,6 +12,7 @@ from torch import Tensor
 
 from .base import Prior
 from .config import PriorConfig
+from .registry import default_guidance_scale
 from .loading import (
     LOW_CPU_MEM,
     apply_memory_options,
@@ -35,13 +36,13 @@ class DeepFloydIFPrior(Prior):
     name = "deepfloyd-if"
 
     def __init__(self, unet, text_encoder, tokenizer, scheduler, device: torch.device | str = "cpu",
-                 guidance_scale: float = 20.0, max_length: int = 77):
+                 guidance_scale: float | None = None, max_length: int = 77):
         super().__init__()
         self.unet, self.text_encoder, self.tokenizer = unet, text_encoder, tokenizer
         self.scheduler = scheduler
         self.device = torch.device(device)
         self.dtype = next(unet.parameters()).dtype
-        self.guidance_scale = guidance_scale
+        self.guidance_scale = default_guidance_scale(self.name, guidance_scale)
         self.max_length = max_length
         self.channels = int(unet.config.in_channels)
         self.resolution = int(unet.config.sample_size)
@@ -70,9 +71,9 @@ class DeepFloydIFPrior(Prior):
             unet.to(device)
             if rest is None:
                 text_encoder.to(device)
-        prior = cls(unet, text_encoder, tokenizer, scheduler, device, config.resolved_guidance_scale())
+        prior = cls(unet, text_encoder, tokenizer, scheduler, device)
         prior.text_encoder_rest = rest
-        return prior
+        return prior.configure(config)
 
     def _text_modules(self) -> list[torch.nn.Module]:
         return [self.text_encoder]

@@ -53,6 +53,12 @@ class ExactPrior(Prior):
         self.guidance_scale = guidance_scale
 
     @classmethod
+    def from_config(cls, config, device: torch.device | str = "cpu") -> "ExactPrior":
+        if config.model is None:
+            raise UserError("prior kind 'exact' needs --prior.model FOLDER (images + optional captions.json)")
+        return cls.from_folder(config.model, device=device).configure(config)
+
+    @classmethod
     def from_folder(cls, folder: str | Path, device: torch.device | str = "cpu", **kwargs) -> "ExactPrior":
         """Images ``*.png``/``*.jpg`` of one size, plus optional ``captions.json``
         ``{"a red cube": ["cube0.png", ...]}``."""

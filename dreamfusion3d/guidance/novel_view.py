@@ -17,6 +17,7 @@ from ..novel_view.model import NovelViewModel, drop_condition
 from ..utils.errors import UserError
 from .base import Condition, Prior
 from .config import PriorConfig
+from .registry import default_guidance_scale
 from .loading import freeze, resolve_dtype
 
 
@@ -24,14 +25,14 @@ class NovelViewPrior(Prior):
     name = "novel_view"
     conditioning = "image"
 
-    def __init__(self, model: NovelViewModel, device: torch.device | str = "cpu", guidance_scale: float = 3.0):
+    def __init__(self, model: NovelViewModel, device: torch.device | str = "cpu", guidance_scale: float | None = None):
         super().__init__()
         self.model = model
         self.scheduler = model.scheduler
         self.device = torch.device(device)
         self.dtype = next(model.unet.parameters()).dtype
         self.resolution = int(model.resolution)
-        self.guidance_scale = guidance_scale
+        self.guidance_scale = default_guidance_scale(self.name, guidance_scale)
         freeze(model)
 
     @classmethod
@@ -39,7 +40,7 @@ class NovelViewPrior(Prior):
         device = torch.device(device)
         model = NovelViewModel.from_pretrained(config.resolved_model(), device=device,
                                                dtype=resolve_dtype(config.dtype, device))
-        return cls(model, device, config.resolved_guidance_scale())
+        return cls(model, device).configure(config)
 
     @property
     def camera(self):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import tyro
 
 from ..utils.config import save_config
 from ..utils.device import resolve_device
@@ -19,6 +21,13 @@ from ..utils.outdir import check_output_folder, output_folder
 from . import load_prior
 from .config import IMAGE_KINDS, PriorConfig
 from .prompts import view_prompt
+
+
+@dataclass
+class SamplePriorConfig(PriorConfig):
+    """The prior to sample from (its guidance scale is `sample`'s own --guidance-scale)."""
+
+    guidance_scale: tyro.conf.Suppress[float | None] = None
 
 
 @dataclass
@@ -38,7 +47,7 @@ class SampleConfig:
     """Image priors: azimuth of the sampled views relative to the input (degrees)."""
     elevation: float | None = None
     """Image priors: elevation of the sampled views (None: the input camera's)."""
-    prior: PriorConfig = field(default_factory=PriorConfig)
+    prior: SamplePriorConfig = field(default_factory=SamplePriorConfig)
     """The prior to sample from."""
     num_images: int = 4
     """How many images to draw."""
@@ -113,7 +122,7 @@ def run(config: SampleConfig) -> None:
     elif not config.prompt.strip():
         raise UserError("the prompt is empty: pass --prompt \"a red cube\"")
     device = resolve_device(config.device)
-    prior = load_prior(config.prior, device)
+    prior = load_prior(dataclasses.replace(config.prior, guidance_scale=config.guidance_scale), device)
     info(f"loaded prior {config.prior.kind} on {device}")
     generator = torch.Generator().manual_seed(config.seed)
     if image_prior:

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from .base import Prior
 from .config import PriorConfig
+from .registry import default_guidance_scale
 from .loading import (
     LOW_CPU_MEM,
     apply_memory_options,
@@ -38,14 +39,14 @@ class StableDiffusionPrior(Prior):
     latent_space = True
 
     def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, device: torch.device | str = "cpu",
-                 vae_resolution: int = 512, guidance_scale: float = 100.0):
+                 vae_resolution: int = 512, guidance_scale: float | None = None):
         super().__init__()
         self.unet, self.vae, self.text_encoder, self.tokenizer = unet, vae, text_encoder, tokenizer
         self.scheduler = scheduler
         self.device = torch.device(device)
         self.dtype = next(unet.parameters()).dtype
         self.vae_resolution = int(vae_resolution)
-        self.guidance_scale = guidance_scale
+        self.guidance_scale = default_guidance_scale(self.name, guidance_scale)
         self.scaling_factor = float(getattr(vae.config, "scaling_factor", 0.18215))
         self.vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
         freeze(unet, vae, text_encoder)
@@ -72,10 +73,9 @@ class StableDiffusionPrior(Prior):
         if not offloaded:
             for m in (unet, vae) if rest is not None else (unet, vae, text_encoder):
                 m.to(device)
-        prior = cls(unet, vae, text_encoder, tokenizer, scheduler, device, config.vae_resolution,
-                    config.resolved_guidance_scale())
+        prior = cls(unet, vae, text_encoder, tokenizer, scheduler, device, config.vae_resolution)
         prior.text_encoder_rest = rest
-        return prior
+        return prior.configure(config)
 
     def _text_modules(self) -> list[torch.nn.Module]:
         return [self.text_encoder]

@@ -105,7 +105,7 @@ class Zero123Prior(StableDiffusionPrior):
 
     def __init__(self, unet, vae, image_encoder, cc_projection, scheduler, image_size: int,
                  image_mean: list[float], image_std: list[float], device: torch.device | str = "cpu",
-                 vae_resolution: int = 256, guidance_scale: float = 3.0):
+                 vae_resolution: int = 256, guidance_scale: float | None = None):
         super().__init__(unet, vae, image_encoder, None, scheduler, device, vae_resolution, guidance_scale)
         self.image_encoder, self.cc_projection, self.text_encoder = image_encoder, cc_projection, None
         self.image_size = int(image_size)
@@ -142,7 +142,7 @@ class Zero123Prior(StableDiffusionPrior):
             for m in (unet, vae, encoder):
                 m.to(device)
         return cls(unet, vae, encoder, projection.to(device), scheduler, size, mean, std, device,
-                   config.vae_resolution, config.resolved_guidance_scale())
+                   config.vae_resolution).configure(config)
 
     def _encode_text(self, prompts: list[str]) -> Tensor:
         raise UserError("Zero-1-to-3 weights are conditioned on an image and a camera, not on text (give --image)")
