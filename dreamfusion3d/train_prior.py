@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from .cameras import CameraSamplerConfig, sample_cameras, view_labels
+from .diffusion.sampling import denoise, make_scheduler
 from .models.text_encoder import BUNDLED_ENCODER, SentenceEncoder
 from .models.text_prior import TextPriorArchitecture, TextPriorModel
 from .utils.checkpoint import load_checkpoint, save_checkpoint
@@ -177,24 +178,18 @@ def sample_images(
     sampler: str = "ddim",
 ) -> Tensor:
     """DDIM (or DPM-Solver++) samples ``[B,3,H,W]`` in [0, 1] with classifier-free guidance."""
-    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
-
-    kinds = {"ddim": DDIMScheduler, "dpmsolver": DPMSolverMultistepScheduler}
-    if sampler not in kinds:
-        raise UserError(f"unknown sampler {sampler!r} (choose from {', '.join(kinds)})")
-    sched = kinds[sampler].from_config(model.scheduler.config)
-    sched.set_timesteps(steps)
+    if sampler not in ("ddim", "dpmsolver"):
+        raise UserError(f"unknown sampler {sampler!r} (choose from ddim, dpmsolver)")
     n, r = len(prompts), model.resolution
     cond = encoder.encode(prompts).to(device)
     uncond = encoder.encode([""]).to(device).expand(n, -1)
-    x = torch.randn(n, 3, r, r, generator=generator).to(device) * sched.init_noise_sigma
-    for t in sched.timesteps:
-        tt = torch.full((2 * n,), int(t), device=device, dtype=torch.long)
-        x_in = sched.scale_model_input(x, t)
-        eps = model(torch.cat([x_in, x_in]), tt, torch.cat([cond, uncond]))
-        eps_c, eps_u = eps.chunk(2)
-        eps = eps_u + guidance_scale * (eps_c - eps_u)
-        x = sched.step(eps, t, x).prev_sample
+    emb = torch.cat([cond, uncond])
+
+    def predict(x_in: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        return model(torch.cat([x_in, x_in]), torch.full((2 * n,), int(t), device=device, dtype=torch.long), emb).chunk(2)
+
+    noise = torch.randn(n, 3, r, r, generator=generator).to(device)
+    x = denoise(predict, make_scheduler(model.scheduler.config, sampler), noise, steps, guidance_scale)
     return ((x.clamp(-1, 1) + 1) / 2).cpu()
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
+from dreamfusion3d.diffusion import denoise
 from dreamfusion3d.evaluate_prior import evaluation_captions
 from dreamfusion3d.models import SentenceEncoder, TextPriorModel
 from dreamfusion3d.models.classifier import ShapeColorClassifier
@@ -20,15 +21,14 @@ from dreamfusion3d.models.classifier import ShapeColorClassifier
 @torch.no_grad()
 def sample(model, encoder, scheduler, prompts, steps, guidance_scale, gen):
     """[N,3,R,R] in [0, 1] with classifier-free guidance."""
-    scheduler.set_timesteps(steps)
     n, r = len(prompts), model.resolution
-    cond, uncond = encoder.encode(prompts), encoder.encode([""]).expand(n, -1)
-    x = torch.randn(n, 3, r, r, generator=gen) * scheduler.init_noise_sigma
-    for t in scheduler.timesteps:
-        x_in = scheduler.scale_model_input(x, t)
-        tt = torch.full((2 * n,), int(t), dtype=torch.long)
-        eps_c, eps_u = model(torch.cat([x_in, x_in]), tt, torch.cat([cond, uncond])).chunk(2)
-        x = scheduler.step(eps_u + guidance_scale * (eps_c - eps_u), t, x, generator=gen).prev_sample
+    emb = torch.cat([encoder.encode(prompts), encoder.encode([""]).expand(n, -1)])
+
+    def predict(x_in, t):
+        return model(torch.cat([x_in, x_in]), torch.full((2 * n,), int(t), dtype=torch.long), emb).chunk(2)
+
+    x = denoise(predict, scheduler, torch.randn(n, 3, r, r, generator=gen), steps, guidance_scale,
+                step_kwargs={"generator": gen})
     return (x.clamp(-1, 1) + 1) / 2
 
 

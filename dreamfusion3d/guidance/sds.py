@@ -22,6 +22,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from ..diffusion.sampling import classifier_free_guidance
+
 Weighting = Literal["sds", "uniform", "grad-norm"]
 TAnneal = Literal["none", "linear"]
 WEIGHTINGS: tuple[str, ...] = ("sds", "uniform", "grad-norm")
@@ -63,11 +65,6 @@ def sample_timesteps(
     gen_device = generator.device if generator is not None else "cpu"
     t = torch.randint(lo, hi + 1, (batch_size,), generator=generator, device=gen_device)
     return t.to(device)
-
-
-def classifier_free_guidance(eps_uncond: Tensor, eps_cond: Tensor, scale: float) -> Tensor:
-    """ε̂ = ε_u + s (ε_c − ε_u)."""
-    return eps_uncond + scale * (eps_cond - eps_uncond)
 
 
 def _batch_dot(a: Tensor, b: Tensor) -> Tensor:  # [B, ...] x [B, ...] -> [B, 1, 1, ...]

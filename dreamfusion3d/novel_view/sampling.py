@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..diffusion.sampling import denoise
 from ..utils.logging import progress
 from .model import NovelViewModel, drop_condition
 from .pose import angular_distance_deg
@@ -65,7 +66,6 @@ def sample_views(
     if sorted(order) != list(range(k)):
         raise ValueError("order must be a permutation of the target indices")
     scheduler = DDIMScheduler.from_config(model.scheduler.config)
-    scheduler.set_timesteps(steps, device=device)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
 
     pool_img = [source * 2.0 - 1.0]  # conditioning views in model space
@@ -75,9 +75,10 @@ def sample_views(
     rows = torch.arange(b, device=device)
     for idx in order:
         target = tgt_sph[:, idx].float()
-        x = torch.randn(source.shape, generator=gen).to(device=device, dtype=source.dtype)
+        noise = torch.randn(source.shape, generator=gen).to(device=device, dtype=source.dtype)
         imgs, sphs = torch.stack(pool_img, 1), torch.stack(pool_sph, 1)  # [B, P, 3, H, W], [B, P, 3]
-        for t in scheduler.timesteps:
+
+        def predict(x: Tensor, t: Tensor) -> Tensor | tuple[Tensor, Tensor]:
             if stochastic and (input_weight is None or imgs.shape[1] == 1):
                 pick = torch.randint(imgs.shape[1], (b,), generator=gen).to(device)
             elif stochastic:
@@ -89,14 +90,12 @@ def sample_views(
             cond, pose = model.condition(imgs[rows, pick], sphs[rows, pick], target)
             tt = t.expand(b).to(device)
             if guidance_scale == 1.0:
-                eps = model(x, tt, cond, pose)
-            else:
-                ucond, upose = drop_condition(cond, pose, torch.ones(b, dtype=torch.bool, device=device))
-                eps_c, eps_u = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([cond, ucond]),
-                                     torch.cat([pose, upose])).chunk(2)
-                eps = eps_u + guidance_scale * (eps_c - eps_u)
-            x = scheduler.step(eps, t, x, eta=0.0).prev_sample
-            bar.update(1)
+                return model(x, tt, cond, pose)
+            ucond, upose = drop_condition(cond, pose, torch.ones(b, dtype=torch.bool, device=device))
+            return model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([cond, ucond]),
+                         torch.cat([pose, upose])).chunk(2)
+
+        x = denoise(predict, scheduler, noise, steps, guidance_scale, device, {"eta": 0.0}, lambda: bar.update(1))
         view = ((x.clamp(-1, 1) + 1) / 2).to(source.dtype)
         out[:, idx] = view
         pool_img.append(x.clamp(-1, 1))
