@@ -104,7 +104,7 @@ def run_train_classifier(cfg: TrainClassifierConfig) -> None:
     acc = classifier_accuracy(model, xt, yst, yct)
     info(f"held-out accuracy: shape {acc['shape']:.3f}, colour {acc['color']:.3f}")
     with output_folder(cfg.out, overwrite=cfg.overwrite, owns=CLASSIFIER_FILES) as out:
-        model.save_pretrained(out, extra={"heldout_accuracy": acc, "training": {
+        model.save_pretrained(out, info={"heldout_accuracy": acc, "training": {
             "objects": cfg.train_objects, "views": cfg.views, "steps": cfg.steps, "seed": cfg.seed}})
         save_config(cfg, out / "train_config.yaml", command="train-classifier")
 

@@ -9,10 +9,8 @@ optimizer moments and the data/noise RNG all come back.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from torch import Tensor
 
 from .cameras import CameraSamplerConfig, sample_cameras, view_labels
 from .diffusion.sampling import denoise, make_scheduler
+from .diffusion.training import LossLog, StopRequest, check_resume, ema_decay, ema_update, frozen_copy, warmup_cosine_lr
 from .models.text_encoder import BUNDLED_ENCODER, SentenceEncoder
 from .models.text_prior import TextPriorArchitecture, TextPriorModel
 from .utils.checkpoint import load_checkpoint, save_checkpoint
@@ -214,16 +213,7 @@ def save_grid(images: Tensor, path: Path, ncol: int = 8, scale: int = 2) -> None
 
 
 def _lr_at(cfg: TrainPriorConfig, step: int) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress_frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_frac))))
-
-
-@torch.no_grad()
-def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(pm, 1.0 - decay)
+    return warmup_cosine_lr(cfg.lr, step, cfg.warmup_steps, cfg.steps)
 
 
 def training_step(
@@ -267,8 +257,7 @@ def _load_initial_weights(model: TextPriorModel, folder: Path) -> None:
 def run(cfg: TrainPriorConfig) -> None:
     resolve_device(cfg.device)  # a bad --device is an error before anything is written
     latest = cfg.out / "checkpoints" / "latest"
-    if cfg.resume and not latest.exists():
-        raise UserError(f"--resume given but {latest} does not exist")
+    check_resume(latest, cfg.resume)
     check_output_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
     if cfg.init_from is not None:
         check_model_folder(cfg.init_from, "--init-from")
@@ -299,9 +288,7 @@ def _train(cfg: TrainPriorConfig, latest: Path) -> None:
         mean, scale = text_normalisation(table)
         model.set_text_normalisation(mean, scale)
         info(f"caption embeddings centred and scaled by {scale:.1f} (RMS of the centred embeddings: {1 / scale:.4f})")
-    ema = copy.deepcopy(model).eval()
-    for p in ema.parameters():
-        p.requires_grad_(False)
+    ema = frozen_copy(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     step = 0
@@ -317,59 +304,51 @@ def _train(cfg: TrainPriorConfig, latest: Path) -> None:
             extra["text_norm"] = {"mean": model.text_mean.tolist(), "scale": model.text_scale}
         save_checkpoint(latest, {"model": model, "ema": ema}, optimizer, {"data": gen}, extra)
 
-    interrupted = False
-
-    def on_sigint(signum, frame):  # finish the current step, then checkpoint and leave
-        nonlocal interrupted
-        interrupted = True
-
-    previous_handler = signal.signal(signal.SIGINT, on_sigint)
-    log_path = cfg.out / "log.jsonl"
+    log = LossLog(cfg.out / "log.jsonl")
     last_ckpt = time.time()
     bar = progress(total=cfg.steps, initial=step, desc="train-prior", unit="step")
     model.train()
-    try:
-        session_end = step + cfg.session_steps if cfg.session_steps > 0 else cfg.steps
-        while step < min(cfg.steps, session_end) and not interrupted:
-            t0 = time.time()
-            idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen)
-            x0 = images[idx].to(device).float() / 127.5 - 1.0
-            emb = table[caption_ids[idx].to(device)]
-            for g in optimizer.param_groups:
-                g["lr"] = _lr_at(cfg, step)
-            loss = training_step(model, x0, emb, uncond, cfg, gen)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            step += 1
-            _ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
-            ips = cfg.batch_size / max(time.time() - t0, 1e-6)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{ips:.0f}")
-            with open(log_path, "a") as f:
-                f.write(json.dumps({"step": step, "loss": loss.item(), "img_per_s": ips, "time": time.time()}) + "\n")
-            if cfg.sample_every and step % cfg.sample_every == 0:
-                g = torch.Generator().manual_seed(1234)
-                imgs = sample_images(ema, encoder, list(PREVIEW_CAPTIONS), cfg.sample_steps, 5.0, g, device)
-                save_grid(imgs, cfg.out / "samples" / f"step_{step:06d}.png")
-            if time.time() - last_ckpt > 60 * cfg.checkpoint_minutes:
-                checkpoint()
-                last_ckpt = time.time()
-    finally:
-        bar.close()
-        signal.signal(signal.SIGINT, previous_handler)
+    with StopRequest() as stop:  # Ctrl-C: finish the current step, then checkpoint and leave
+        try:
+            session_end = step + cfg.session_steps if cfg.session_steps > 0 else cfg.steps
+            while step < min(cfg.steps, session_end) and not stop.requested:
+                t0 = time.time()
+                idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen)
+                x0 = images[idx].to(device).float() / 127.5 - 1.0
+                emb = table[caption_ids[idx].to(device)]
+                for g in optimizer.param_groups:
+                    g["lr"] = _lr_at(cfg, step)
+                loss = training_step(model, x0, emb, uncond, cfg, gen)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                step += 1
+                ema_update(ema, model, ema_decay(cfg.ema_decay, step))
+                ips = cfg.batch_size / max(time.time() - t0, 1e-6)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{ips:.0f}")
+                log.write({"step": step, "loss": loss.item(), "img_per_s": ips, "time": time.time()})
+                if cfg.sample_every and step % cfg.sample_every == 0:
+                    g = torch.Generator().manual_seed(1234)
+                    imgs = sample_images(ema, encoder, list(PREVIEW_CAPTIONS), cfg.sample_steps, 5.0, g, device)
+                    save_grid(imgs, cfg.out / "samples" / f"step_{step:06d}.png")
+                if time.time() - last_ckpt > 60 * cfg.checkpoint_minutes:
+                    checkpoint()
+                    last_ckpt = time.time()
+        finally:
+            bar.close()
     checkpoint()
     info(f"checkpoint at step {step}: {latest}")
-    if interrupted or step < cfg.steps:
+    if stop.requested or step < cfg.steps:
         info(f"stopped at step {step} of {cfg.steps}: continue with --resume")
-        if interrupted:
+        if stop.requested:
             raise KeyboardInterrupt
         return
-    ema.save_pretrained(cfg.out / "prior", fp16=False, extra={"steps": step})
+    ema.save_pretrained(cfg.out / "prior", fp16=False, info={"steps": step})
     info(f"EMA model saved to {cfg.out / 'prior'}")
     if cfg.export_to is not None:
-        ema.save_pretrained(cfg.export_to, fp16=cfg.export_fp16, extra={"steps": step, "training_config": "configs/train_prior.yaml"})
+        ema.save_pretrained(cfg.export_to, fp16=cfg.export_fp16, info={"steps": step, "training_config": "configs/train_prior.yaml"})
         info(f"exported to {cfg.export_to}")
 
 
@@ -389,5 +368,5 @@ def export_checkpoint(run_dir: Path, out: Path, fp16: bool = False) -> int:
     if "text_norm" in state:  # weights live in the normalised input space: set it, then reload them
         ema.set_text_normalisation(torch.tensor(state["text_norm"]["mean"]), state["text_norm"]["scale"])
         state = load_checkpoint(latest, {"ema": ema})
-    ema.save_pretrained(out, fp16=fp16, extra={"steps": int(state["step"])})
+    ema.save_pretrained(out, fp16=fp16, info={"steps": int(state["step"])})
     return int(state["step"])

@@ -12,7 +12,6 @@ import math
 import re
 import resource
 import shutil
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..cameras import sample_cameras
+from ..diffusion.training import StopRequest
 from ..guidance import PromptProcessor, load_prior
 from ..representations import build_representation, load_weights, representation_class, save_representation
 from ..utils.checkpoint import load_checkpoint, save_checkpoint
@@ -203,17 +203,11 @@ class Generation:
     # ------------------------------------------------------------------ the run
     def run(self) -> dict:
         cfg = self.cfg
-        interrupted = False
-
-        def on_sigint(signum, frame):
-            nonlocal interrupted
-            interrupted = True
-
-        previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
+        stop = StopRequest().__enter__()  # Ctrl-C: finish the step, checkpoint, leave
         t_start = time.time()
         bar = progress(total=cfg.steps, initial=self.step, desc=f"generate: {self.prompt[:40]}", unit="step")
         try:
-            while self.step < cfg.steps and not interrupted:
+            while self.step < cfg.steps and not stop.requested:
                 stats = self.train_step()
                 bar.update(1)
                 if self.step % LOG_EVERY == 0 or self.step == cfg.steps:  # the figures' one host sync
@@ -227,11 +221,10 @@ class Generation:
                     self.save("latest")
         finally:
             bar.close()
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            stop.__exit__()
         train_time = time.time() - t_start
         self.save("latest")
-        if interrupted:
+        if stop.requested:
             info(f"interrupted at step {self.step}: checkpoint written; continue with --resume {self.out}")
             raise KeyboardInterrupt
         self.save("final")
@@ -254,12 +247,6 @@ class Generation:
         }
         write_json_atomic(self.out / "metrics.json", metrics)
         return metrics
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 # ---------------------------------------------------------------------- command

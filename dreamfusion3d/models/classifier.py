@@ -63,13 +63,13 @@ class ShapeColorClassifier(nn.Module):
         s, c = self(images)
         return [self.config.shapes[i] for i in s.argmax(-1)], [self.config.colors[i] for i in c.argmax(-1)]
 
-    def save_pretrained(self, folder: str | Path, extra: dict | None = None) -> None:
+    def save_pretrained(self, folder: str | Path, info: dict | None = None) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / "model.safetensors") as tmp:
             save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(tmp))
         cfg = {"shapes": list(self.config.shapes), "colors": list(self.config.colors),
-               "resolution": self.config.resolution, "width": self.config.width, **(extra or {})}
+               "resolution": self.config.resolution, "width": self.config.width, **(info or {})}
         write_json_atomic(folder / "config.json", cfg)
 
     @classmethod

@@ -16,18 +16,18 @@ embeddings and its folder format does not change.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from ..diffusion.unet_io import load_unet_parts, read_unet_meta, save_unet_folder
 from ..utils.errors import UserError
-from ..utils.io import write_json_atomic
 from .text_encoder import BUNDLED_ENCODER
 
 SHIPPED_PRIOR = Path(__file__).resolve().parents[1] / "assets" / "text_prior"
+META_NAME = "prior.json"
 
 
 @dataclass
@@ -120,33 +120,19 @@ class TextPriorModel(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | Path | None = None, device: torch.device | str = "cpu",
                         dtype: torch.dtype = torch.float32) -> "TextPriorModel":
-        from diffusers import DDPMScheduler, UNet2DConditionModel
-
         folder = Path(folder) if folder is not None else SHIPPED_PRIOR
-        meta_path = folder / "prior.json"
-        if not meta_path.is_file():
-            raise UserError(f"{folder} is not a text-prior folder (no prior.json)")
+        meta = read_unet_meta(folder, META_NAME, "text-prior")
+        unet, scheduler = load_unet_parts(folder, "text prior", dtype)
         try:
-            meta = json.loads(meta_path.read_text())
-            # low_cpu_mem_usage=False: the models are small, and it skips diffusers' nag about `accelerate`
-            unet = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True, torch_dtype=dtype,
-                                                        low_cpu_mem_usage=False)
-            scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            raise UserError(f"cannot load the text prior from {folder}: {str(exc).splitlines()[0]}") from exc
-        model = cls(unet, scheduler, int(meta["resolution"]), meta.get("text_encoder", BUNDLED_ENCODER))
+            model = cls(unet, scheduler, int(meta["resolution"]), meta.get("text_encoder", BUNDLED_ENCODER))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"cannot load the text prior from {folder}: {exc}") from exc
         return model.to(device).eval()
 
-    def save_pretrained(self, folder: str | Path, fp16: bool = False, extra: dict | None = None) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        unet = self._folded_unet()
-        if fp16:
-            unet = unet.half()
-        unet.save_pretrained(folder / "unet", safe_serialization=True)
-        self.scheduler.save_pretrained(folder / "scheduler")
-        meta = {"resolution": self.resolution, "text_encoder": self.text_encoder_id, **(extra or {})}
-        write_json_atomic(folder / "prior.json", meta)
+    def save_pretrained(self, folder: str | Path, fp16: bool = False, info: dict | None = None) -> None:
+        """The folder layout of :mod:`~dreamfusion3d.diffusion.unet_io`; ``info`` joins prior.json."""
+        meta = {"resolution": self.resolution, "text_encoder": self.text_encoder_id, **(info or {})}
+        save_unet_folder(folder, self._folded_unet(), self.scheduler, META_NAME, meta, fp16)
 
     def forward(self, x_t: Tensor, t: Tensor, text_emb: Tensor) -> Tensor:  # [B,3,H,W] -> [B,3,H,W]
         dtype = next(self.unet.parameters()).dtype

@@ -12,16 +12,14 @@ Folder layout (diffusers-style): ``unet/`` (config.json + safetensors), ``schedu
 
 from __future__ import annotations
 
-import copy
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from ..diffusion.unet_io import load_unet_parts, read_unet_meta, save_unet_folder
 from ..utils.errors import UserError
-from ..utils.io import write_json_atomic
 from .pose import POSE_FEATURES, pose_features, ray_maps
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "novel_view"
@@ -114,37 +112,26 @@ class NovelViewModel(nn.Module):
     def from_pretrained(cls, folder: str | Path | None = None, device: torch.device | str = "cpu",
                         dtype: torch.dtype = torch.float32) -> "NovelViewModel":
         """Load a folder written by :meth:`save_pretrained` (None = the shipped weights)."""
-        from diffusers import DDPMScheduler, UNet2DConditionModel
-
         folder = Path(folder) if folder is not None else SHIPPED_MODEL
-        meta_path = folder / META_NAME
-        if not meta_path.is_file():
-            raise UserError(f"{folder} is not a novel-view model folder (no {META_NAME})")
+        meta = read_unet_meta(folder, META_NAME, "novel-view model")
         try:
-            meta = json.loads(meta_path.read_text())
             arch = NovelViewArchitecture(**{**meta["architecture"],
                                             "block_out_channels": tuple(meta["architecture"]["block_out_channels"])})
             camera = CameraPrior(**meta.get("camera", {}))
-            unet = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True, torch_dtype=dtype,
-                                                        low_cpu_mem_usage=False)
-            scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
-        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"cannot load the novel-view model from {folder}: {str(exc).splitlines()[0]}") from exc
+        unet, scheduler = load_unet_parts(folder, "novel-view model", dtype)
         model = cls(unet, scheduler, arch, camera, meta.get("info"))
         return model.to(device).eval()
 
     def save_pretrained(self, folder: str | Path, fp16: bool = False, info: dict | None = None) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        unet = copy.deepcopy(self.unet).half() if fp16 else self.unet
-        unet.save_pretrained(folder / "unet", safe_serialization=True)
-        self.scheduler.save_pretrained(folder / "scheduler")
+        """The folder layout of :mod:`~dreamfusion3d.diffusion.unet_io`; ``info`` joins the model's training info."""
         arch = asdict(self.arch)
         arch["block_out_channels"] = list(arch["block_out_channels"])
         meta = {"architecture": arch, "camera": asdict(self.camera), "info": {**self.info, **(info or {})},
                 "pose_encoding": "[d_el, sin d_az, cos d_az, d_r] + sin/cos(2,3 d_az) + src_el (radians)",
                 "image_space": "x = 2 * rgb - 1, composited over white"}
-        write_json_atomic(folder / META_NAME, meta)
+        save_unet_folder(folder, self.unet, self.scheduler, META_NAME, meta, fp16)
 
     def condition(self, source: Tensor, src_sph: Tensor, tgt_sph: Tensor) -> tuple[Tensor, Tensor]:
         """Network inputs for camera pairs: (extra input channels [B,C,H,W], pose vector [B,F]).

@@ -12,10 +12,8 @@ CPU, nccl on CUDA); every rank draws a different shard of each global batch.
 from __future__ import annotations
 
 import contextlib
-import copy
 import gc
 import json
-import math
 import os
 import signal
 import sys
@@ -29,6 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..diffusion.training import LossLog, StopRequest, check_resume, ema_decay, ema_update, frozen_copy, warmup_cosine_lr
 from ..utils.checkpoint import load_checkpoint, save_checkpoint
 from ..utils.config import save_config
 from ..utils.device import resolve_device
@@ -99,18 +98,8 @@ class TrainNovelViewConfig:
 def _lr_at(cfg: TrainNovelViewConfig, step: int, time_frac: float = 0.0) -> float:
     """Warm-up, then cosine decay driven by whichever runs out first: steps or the time budget
     (``time_frac`` = elapsed / max_minutes), so a run cut by ``max_minutes`` still ends annealed."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.lr_schedule == "constant":
-        return cfg.lr
-    frac = min(1.0, max((step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps), time_frac))
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * frac)))
-
-
-@torch.no_grad()
-def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(pm.detach(), 1.0 - decay)
+    return warmup_cosine_lr(cfg.lr, step, cfg.warmup_steps, cfg.steps, time_frac=time_frac,
+                            constant=cfg.lr_schedule == "constant")
 
 
 def pair_batch(views: ViewSet, obj: Tensor, src: Tensor, tgt: Tensor, device: torch.device
@@ -231,8 +220,7 @@ def run(cfg: TrainNovelViewConfig) -> None:
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     latest = cfg.out / "checkpoints" / "latest"
-    if cfg.resume and not latest.exists():
-        raise UserError(f"--resume given but {latest} does not exist")
+    check_resume(latest, cfg.resume)
     check_output_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
     if cfg.init_from is not None:
         check_model_folder(cfg.init_from, "--init-from")
@@ -289,8 +277,7 @@ def _train(cfg: TrainNovelViewConfig, rank: int, world: int, device: torch.devic
         except RuntimeError as exc:
             raise UserError(f"--init-from {cfg.init_from} does not match --arch: {str(exc).splitlines()[0]}") from exc
         info(f"initialised from {cfg.init_from}") if main else None
-    ema = copy.deepcopy(model).eval()
-    ema.requires_grad_(False)
+    ema = frozen_copy(model)
     optimizer = torch.optim.AdamW(model.unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed_before = 0, 0.0
     if cfg.resume:
@@ -314,14 +301,6 @@ def _train(cfg: TrainNovelViewConfig, rank: int, world: int, device: torch.devic
                             state={"step": step, "world_size": world, "seed": cfg.seed,
                                    "elapsed_s": elapsed_before + time.time() - t_start})
 
-    stop_requested = False
-
-    def on_sigint(signum, frame):  # finish the step, then checkpoint and leave; twice = leave now
-        nonlocal stop_requested
-        if stop_requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        stop_requested = True
-
     def _time_frac() -> float:  # share of the wall-time budget used (over all resumed sessions)
         if cfg.max_minutes is None:
             return 0.0
@@ -332,9 +311,10 @@ def _train(cfg: TrainNovelViewConfig, rank: int, world: int, device: torch.devic
             frac = float(t)
         return frac
 
-    # torchrun answers Ctrl-C by sending SIGTERM to its workers: treat both alike
-    previous = {sig: signal.signal(sig, on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
-    log_path = cfg.out / "log.jsonl"
+    # Ctrl-C: finish the step, then checkpoint and leave; twice = leave now. torchrun answers
+    # Ctrl-C by sending SIGTERM to its workers: treat both alike
+    stop = StopRequest((signal.SIGINT, signal.SIGTERM), second_raises=True).__enter__()
+    log = LossLog(cfg.out / "log.jsonl")
     t_start = last_ckpt = time.time()
     bar = progress(total=cfg.steps, initial=step, desc="train-novel-view", unit="step", disable=not main)
     model.train()
@@ -358,38 +338,36 @@ def _train(cfg: TrainNovelViewConfig, rank: int, world: int, device: torch.devic
             torch.nn.utils.clip_grad_norm_(model.unet.parameters(), 1.0)
             optimizer.step()
             step += 1
-            _ema_update(ema.unet, model.unet, min(cfg.ema_decay, (1 + step) / (10 + step)))
+            ema_update(ema.unet, model.unet, ema_decay(cfg.ema_decay, step))
             loss_val = float(loss.detach())
             loss_avg = loss_val if loss_avg is None else 0.98 * loss_avg + 0.02 * loss_val
             if main:
                 ips = cfg.batch_size / max(time.time() - t0, 1e-6)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_avg:.4f}", img_s=f"{ips:.0f}")
-                with open(log_path, "a") as f:
-                    f.write(json.dumps({"step": step, "loss": round(loss_val, 5), "lr": lr,
-                                        "img_per_s": round(ips, 1), "time": round(time.time(), 1)}) + "\n")
+                log.write({"step": step, "loss": round(loss_val, 5), "lr": lr, "img_per_s": round(ips, 1),
+                           "time": round(time.time(), 1)})
                 if preview is not None and cfg.sample_every and step % cfg.sample_every == 0:
                     _preview(ema, preview, cfg, cfg.out / "samples" / f"step_{step:06d}.png", device)
                 if time.time() - last_ckpt > 60 * cfg.checkpoint_minutes:
                     checkpoint()
                     last_ckpt = time.time()
             out_of_time = _time_frac() >= 1.0
-            flag = torch.tensor([float(stop_requested or out_of_time)], device=device)
+            flag = torch.tensor([float(stop.requested or out_of_time)], device=device)
             if world > 1:  # every rank stops at the same step
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             if flag.item() > 0:
                 break
     finally:
         bar.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        stop.__exit__()
     if world > 1:
         _report_rank_sync(model, cfg.out, rank, world, device)
     checkpoint()
     if not main:
         return
     info(f"checkpoint at step {step}: {latest}")
-    if stop_requested:
+    if stop.requested:
         info(f"interrupted at step {step}: continue with --resume")
         raise KeyboardInterrupt
     if preview is not None:
