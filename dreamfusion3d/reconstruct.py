@@ -26,7 +26,8 @@ from .representations import NeRF, build_nerf, save_representation
 from .utils.config import save_config
 from .utils.device import resolve_device
 from .utils.errors import UserError
-from .utils.io import atomic_path, write_json_atomic
+from .utils.images import psnr, save_png
+from .utils.io import write_json_atomic
 from .utils.logging import info, progress
 from .utils.outdir import check_output_folder, has_checkpoint, output_folder
 
@@ -86,12 +87,6 @@ def training_rays(images: Tensor, cameras, background: Tensor) -> tuple[Tensor, 
     rgb, alpha = images[..., :3], images[..., 3:]
     target = rgb * alpha + (1.0 - alpha) * background
     return origins.reshape(-1, 3), dirs.reshape(-1, 3), target.reshape(-1, 3)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    from skimage.metrics import peak_signal_noise_ratio
-
-    return float(peak_signal_noise_ratio(b, a, data_range=1.0))
 
 
 def fit(
@@ -178,13 +173,6 @@ def evaluate(renderer: NeRF, images: Tensor, cameras, background=(1.0, 1.0, 1.0)
     }
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    import imageio.v3 as iio
-
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
-
-
 def run(config: ReconstructConfig) -> None:
     from .world.dataset import load_nerf_synthetic
 
@@ -222,7 +210,7 @@ def run(config: ReconstructConfig) -> None:
         dense = evaluate(renderer, test.images, test.cameras, config.background)
         renderer.config.use_occupancy = True
         for i, img in enumerate(result.pop("renders")):
-            _write_png(out / "renders" / f"{config.test_split}_{i:03d}.png", img)
+            save_png(out / "renders" / f"{config.test_split}_{i:03d}.png", img)
         metrics = {
             "test_psnr": result["psnr"], "test_ssim": result["ssim"], "test_psnr_per_view": result["psnr_per_view"],
             "test_views": test.images.shape[0], "train_views": n, "resolution": [h, w],

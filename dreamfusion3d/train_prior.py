@@ -10,7 +10,6 @@ optimizer moments and the data/noise RNG all come back.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from .utils.checkpoint import load_checkpoint, save_checkpoint
 from .utils.config import save_config
 from .utils.device import resolve_device
 from .utils.errors import UserError
+from .utils.images import image_grid, save_png
 from .utils.io import atomic_path
 from .utils.logging import info, progress
 from .utils.outdir import check_output_folder, has_checkpoint, output_folder
@@ -193,20 +193,10 @@ def sample_images(
 
 
 def save_grid(images: Tensor, path: Path, ncol: int = 8, scale: int = 2) -> None:
-    """Write ``[B,3,H,W]`` images in [0,1] as one PNG grid."""
-    import imageio.v3 as iio
-
-    b, c, h, w = images.shape
-    ncol = min(ncol, b)
-    nrow = math.ceil(b / ncol)
-    grid = torch.ones(c, nrow * h, ncol * w)
-    for i, img in enumerate(images):
-        r, col = divmod(i, ncol)
-        grid[:, r * h : (r + 1) * h, col * w : (col + 1) * w] = img
-    grid = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
-    arr = (grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, arr)
+    """Write ``[B,3,H,W]`` images in [0,1] as one PNG grid (no gaps, each pixel ``scale``² big)."""
+    pixels = (images.permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    grid = image_grid(pixels, columns=min(ncol, images.shape[0]), pad=0)
+    save_png(path, grid.repeat(scale, 0).repeat(scale, 1))
 
 
 # ---------------------------------------------------------------- training

@@ -30,7 +30,8 @@ from ..guidance.config import PriorKind
 from ..utils.config import load_preset, save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
-from ..utils.io import atomic_path, write_json_atomic, write_text_atomic
+from ..utils.images import contact_sheet, save_png
+from ..utils.io import write_json_atomic, write_text_atomic
 from ..utils.logging import info, progress, warn
 from ..utils.outdir import check_output_folder, has_checkpoint, output_folder
 from .prompts import Target, default_prompts, grid_prompts, parse_prompt, quick_prompts
@@ -337,17 +338,8 @@ def markdown(rows: list[dict], summary: dict, clip: bool) -> str:
 
 def write_contact_sheet(path: Path, views: list[torch.Tensor], pad: int = 2) -> None:
     """One row per run, K views each, white gutters."""
-    import imageio.v3 as iio
-
-    k = max(v.shape[0] for v in views)
-    h, w = views[0].shape[-2:]
-    sheet = np.ones((len(views) * (h + pad) + pad, k * (w + pad) + pad, 3), dtype=np.float32)
-    for i, row in enumerate(views):
-        for j, img in enumerate(row):
-            y, x = pad + i * (h + pad), pad + j * (w + pad)
-            sheet[y : y + h, x : x + w] = img.permute(1, 2, 0).numpy()
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, (sheet.clip(0, 1) * 255).round().astype(np.uint8))
+    sheet = contact_sheet([row.permute(0, 2, 3, 1) for row in views], pad=pad).numpy()
+    save_png(path, (sheet.clip(0, 1) * 255).round().astype(np.uint8))
 
 
 def run(cfg: EvaluateConfig) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..cameras import orbit_cameras, turntable_cameras
-from ..utils.io import atomic_path
+from ..utils.images import save_png, save_video
 from ..utils.logging import info, warn
 
 if TYPE_CHECKING:
@@ -59,25 +59,16 @@ def mesh_figures(mesh) -> dict:
 
 
 def write_video(frames: np.ndarray, path: Path, fps: int) -> None:
-    import imageio.v3 as iio
-
-    with atomic_path(path) as tmp:
-        if path.suffix == ".gif":
-            iio.imwrite(tmp, frames, duration=1000 / fps, loop=0)
-        else:
-            iio.imwrite(tmp, frames, fps=fps, codec="libx264", macro_block_size=1)
+    save_video(path, frames, fps)
 
 
 def save_preview(renderer, path: Path, cfg: "GenerateConfig") -> None:
     """A row of albedo views and a row of textureless views from four azimuths."""
-    import imageio.v3 as iio
-
     radius = float(np.mean(cfg.cameras.radius_range))
     fov = float(np.mean(cfg.cameras.fov_range))
     cams = orbit_cameras([0, 90, 180, 270], [20.0], radius, fov, max(64, cfg.resolution)).to(cfg.device)
     rows = [np.concatenate(list(render_views(renderer, cams, s)), axis=1) for s in ("albedo", "textureless")]
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.concatenate(rows, axis=0))
+    save_png(path, np.concatenate(rows, axis=0))
 
 
 def export_outputs(renderer, out: Path, cfg: "GenerateConfig") -> tuple[list[str], dict]:

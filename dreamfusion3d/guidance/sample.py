@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -15,7 +14,7 @@ import tyro
 from ..utils.config import save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
-from ..utils.io import atomic_path
+from ..utils.images import image_grid, save_png
 from ..utils.logging import info
 from ..utils.outdir import check_output_folder, output_folder
 from . import load_prior
@@ -71,25 +70,6 @@ class SampleConfig:
     """auto (cuda:LOCAL_RANK if CUDA is available, else cpu), cpu, cuda, cuda:N, mps."""
 
 
-def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> np.ndarray:
-    """Tile ``[N, H, W, 3]`` uint8 images into one picture (white gaps)."""
-    n, h, w, c = images.shape
-    cols = columns or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    grid = np.full((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad, c), 255, dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, q = divmod(i, cols)
-        grid[r * (h + pad): r * (h + pad) + h, q * (w + pad): q * (w + pad) + w] = img
-    return grid
-
-
-def _write_png(path: Path, array: np.ndarray) -> None:
-    import imageio.v3 as iio
-
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, array)
-
-
 def _image_conditions(prior, pixels, config: SampleConfig):
     """(cond, uncond) of the input image seen from the prior's canonical camera, for the target view."""
     from ..novel_view.images import centre_object
@@ -142,7 +122,7 @@ def run(config: SampleConfig) -> None:
     images = (torch.cat(chunks).permute(0, 2, 3, 1).numpy() * 255.0).round().astype(np.uint8)  # [N, H, W, 3]
     with output_folder(config.out, overwrite=config.overwrite, staged=True) as out:
         for i, img in enumerate(images):
-            _write_png(out / f"sample_{i:03d}.png", img)
-        _write_png(out / "grid.png", image_grid(images))
+            save_png(out / f"sample_{i:03d}.png", img)
+        save_png(out / "grid.png", image_grid(images))
         save_config(config, out / "config.yaml", command="sample")
     info(f"wrote {len(images)} samples, grid.png and config.yaml to {config.out}")

@@ -22,6 +22,7 @@ from torch import Tensor
 from ..utils.config import save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
+from ..utils.images import psnr as image_psnr
 from ..utils.io import write_json_atomic, write_text_atomic
 from ..utils.logging import info, warn
 from ..utils.outdir import check_output_folder, output_folder
@@ -73,11 +74,7 @@ class EvaluateNovelViewConfig:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    from skimage.metrics import peak_signal_noise_ratio
-
-    if np.array_equal(a, b):
-        return PSNR_CAP
-    return min(PSNR_CAP, float(peak_signal_noise_ratio(a, b, data_range=1.0)))
+    return image_psnr(a, b, cap=PSNR_CAP)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ..utils.config import save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
+from ..utils.images import save_png, save_video, to_uint8
 from ..utils.io import atomic_path, write_json_atomic
 from ..utils.logging import info, warn
 from ..utils.outdir import check_output_folder, output_folder
@@ -91,26 +92,20 @@ def _targets(cfg: NovelViewConfig, src_el: float, radius: float) -> torch.Tensor
 def _to_uint8(img: torch.Tensor, size: int | None = None) -> np.ndarray:  # [3, H, W] -> [h, w, 3]
     if size is not None and size != img.shape[-1]:
         img = F.interpolate(img[None], size=(size, size), mode="bilinear", align_corners=False)[0]
-    return (img.clamp(0, 1).permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    return to_uint8(img.permute(1, 2, 0))
 
 
 def write_views(out: Path, source: torch.Tensor, views: torch.Tensor, targets: torch.Tensor, display: int,
                 mp4: bool) -> dict[str, str]:
     """PNG per view, a sheet, a turntable GIF and MP4 (each written atomically)."""
-    import imageio.v3 as iio
-
     files: dict[str, str] = {}
     for k, (view, (az, el, _)) in enumerate(zip(views, targets.tolist())):
         name = f"view_{k:02d}_az{az % 360:03.0f}_el{el:.0f}.png"
-        with atomic_path(out / name) as tmp:
-            iio.imwrite(tmp, _to_uint8(view))
+        save_png(out / name, _to_uint8(view))
         files[f"view_{k:02d}"] = name
     frames = [_to_uint8(v, display) for v in views]
-    sheet = np.concatenate([_to_uint8(source, display)] + frames, axis=1)
-    with atomic_path(out / "views.png") as tmp:
-        iio.imwrite(tmp, sheet)
-    with atomic_path(out / "turntable.gif") as tmp:
-        iio.imwrite(tmp, np.stack(frames), duration=250, loop=0)
+    save_png(out / "views.png", np.concatenate([_to_uint8(source, display)] + frames, axis=1))
+    save_video(out / "turntable.gif", frames, fps=4)
     files["sheet"], files["gif"] = "views.png", "turntable.gif"
     if mp4:
         try:
@@ -160,10 +155,7 @@ def run(cfg: NovelViewConfig) -> None:
                          generator=gen, order=order, show_progress=True, input_weight=cfg.input_weight)[0]
     with output_folder(cfg.out, overwrite=cfg.overwrite, staged=True) as out:
         files = write_views(out, source, views, targets, cfg.display_size, cfg.mp4)
-        with atomic_path(out / "input.png") as tmp:
-            import imageio.v3 as iio
-
-            iio.imwrite(tmp, _to_uint8(source))
+        save_png(out / "input.png", _to_uint8(source))
         write_json_atomic(out / "views.json", {
             "input": str(cfg.image), "input_camera": src_sph.tolist(), "targets": targets.tolist(),
             "generation_order": order, "conditioning": cfg.conditioning,

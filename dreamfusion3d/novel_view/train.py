@@ -32,7 +32,7 @@ from ..utils.checkpoint import load_checkpoint, save_checkpoint
 from ..utils.config import save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
-from ..utils.io import atomic_path
+from ..utils.images import contact_sheet, save_png, to_uint8
 from ..utils.logging import info, progress
 from ..utils.outdir import check_output_folder, has_checkpoint, output_folder
 from ..utils.validate import check_model_folder
@@ -141,18 +141,9 @@ def diffusion_loss(model: torch.nn.Module, core: NovelViewModel, source: Tensor,
 
 def save_grid(rows: list[Tensor], path: Path, scale: int = 2) -> None:
     """Save images ``[N, 3, H, W]`` in [0, 1] (one tensor per column) as a PNG grid, 1 px gaps."""
-    import imageio.v3 as iio
-
     cols = torch.stack(rows, 1)  # [N, C, 3, H, W]
-    n, c, _, h, w = cols.shape
-    grid = torch.ones(3, n * (h + 1) + 1, c * (w + 1) + 1)
-    for i in range(n):
-        for j in range(c):
-            grid[:, 1 + i * (h + 1):1 + i * (h + 1) + h, 1 + j * (w + 1):1 + j * (w + 1) + w] = cols[i, j]
-    grid = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
-    arr = (grid.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, arr)
+    sheet = contact_sheet([obj.permute(0, 2, 3, 1) for obj in cols], pad=1)
+    save_png(path, to_uint8(sheet.repeat_interleave(scale, 0).repeat_interleave(scale, 1)))
 
 
 def _preview(ema: NovelViewModel, views: ViewSet, cfg: TrainNovelViewConfig, path: Path, device) -> None:

@@ -33,7 +33,7 @@ from ..utils.outdir import check_output_folder, output_folder
 from ..utils.io import write_json_atomic
 from ..utils.logging import info, progress
 from .captions import all_captions, caption
-from .images import save_png, straight_rgba
+from ..utils.images import save_png, straight_rgba
 from .mesh import load_mesh_asset, render_mesh
 from .render import render_scene
 from .scene import random_scene
@@ -95,7 +95,7 @@ class MultiViewData:
     metadata: dict[str, Any]
 
     def rgb(self, background=(1.0, 1.0, 1.0)) -> Tensor:  # [N, H, W, 3]
-        from .images import over_background
+        from ..utils.images import over_background
 
         return over_background(self.images, background)
 

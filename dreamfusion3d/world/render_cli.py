@@ -12,11 +12,10 @@ import torch
 from ..cameras import Cameras, orbit_cameras
 from ..utils.config import save_config
 from ..utils.errors import UserError
-from ..utils.io import atomic_path
 from ..utils.logging import info, progress
 from ..utils.outdir import check_output_folder, output_folder
 from .captions import PARA_COLORS, PARA_SHAPES, PARA_SIZES, caption, vocabulary
-from .images import contact_sheet, save_png, to_uint8
+from ..utils.images import contact_sheet, save_png, save_video, to_uint8
 from .mesh import load_mesh_asset, render_mesh
 from .render import render_scene
 from .scene import ALL_SHAPES, COLORS, COMPOSITIONS, SHAPES, Scene, primitive_scene
@@ -150,10 +149,7 @@ def run(config: RenderConfig) -> None:
             for i in range(rgb.shape[0]):
                 save_png(folder / f"view_{i:03d}.png", rgb[i])
             if config.gif:
-                import imageio.v3 as iio
-
-                with atomic_path(out / f"{_slug(name)}.gif") as tmp:
-                    iio.imwrite(tmp, to_uint8(rgb), extension=".gif", duration=1000.0 / config.fps, loop=0)
+                save_video(out / f"{_slug(name)}.gif", to_uint8(rgb), config.fps)
             rows.append(rgb)
         save_png(out / "contact_sheet.png", contact_sheet(rows))
         save_config(config, out / "config.yaml", command="render")

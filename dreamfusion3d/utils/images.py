@@ -1,7 +1,9 @@
-"""Image helpers for the world: 8-bit conversion, PNG writing (atomic) and contact sheets."""
+"""The project's image helpers: 8-bit conversion, PNG / GIF / MP4 writing (atomic), grids and
+contact sheets, alpha compositing and PSNR. Every command writes its pictures through these."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -9,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..utils.io import atomic_path
+from .io import atomic_path
 
 
 def to_uint8(image: Tensor | np.ndarray) -> np.ndarray:
@@ -26,6 +28,42 @@ def save_png(path: str | Path, image: Tensor | np.ndarray) -> None:
     pixels = image if isinstance(image, np.ndarray) and image.dtype == np.uint8 else to_uint8(image)
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, pixels, extension=".png")
+
+
+def save_video(path: str | Path, frames: np.ndarray | Sequence[np.ndarray], fps: float) -> None:
+    """uint8 frames ``[T, H, W, 3]`` as a looping GIF (by the suffix) or an H.264 MP4, atomically."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".gif":
+            iio.imwrite(tmp, np.stack(list(frames)), extension=".gif", duration=1000.0 / fps, loop=0)
+        else:
+            iio.imwrite(tmp, np.stack(list(frames)), extension=path.suffix, fps=fps, codec="libx264",
+                        macro_block_size=1)
+
+
+def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 2, pad_value: int = 255) -> np.ndarray:
+    """Tile ``[N, H, W, C]`` images into one ``[H', W', C]`` picture, row by row (``columns``
+    default: about square), with ``pad`` pixels of ``pad_value`` between them (none outside)."""
+    n, h, w, c = images.shape
+    cols = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = np.full((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad, c), pad_value, dtype=images.dtype)
+    for i, img in enumerate(images):
+        r, q = divmod(i, cols)
+        grid[r * (h + pad): r * (h + pad) + h, q * (w + pad): q * (w + pad) + w] = img
+    return grid
+
+
+def psnr(a: np.ndarray, b: np.ndarray, cap: float | None = None) -> float:
+    """PSNR in dB of two float images in [0, 1]; ``cap`` bounds it (identical images give ``cap``)."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    if cap is not None and np.array_equal(a, b):
+        return cap
+    value = float(peak_signal_noise_ratio(a, b, data_range=1.0))
+    return value if cap is None else min(cap, value)
 
 
 def straight_rgba(rgb_over_black: Tensor, alpha: Tensor) -> Tensor:  # [..., 3], [..., 1] -> [..., 4]
