@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from ..utils.io import atomic_path
+from ..utils.io import atomic_path, previous_copy
 
 # tqdm lines as the CLI prints them to stderr: "generate: a red cube:  12%|█▏  | 72/600 [00:05<..."
 _BAR = re.compile(r"\|\s*(\d+)/(\d+) \[")
@@ -86,9 +86,9 @@ def previews(folder: Path) -> list[Path]:
 
 def checkpoint_step(folder: Path) -> int | None:
     """The step of the run's latest checkpoint (None without one)."""
-    for name in ("latest", "latest.old"):
+    for latest in (folder / "checkpoints" / "latest", previous_copy(folder / "checkpoints" / "latest")):
         try:
-            state = json.loads((folder / "checkpoints" / name / "trainer" / "state.json").read_text())
+            state = json.loads((latest / "trainer" / "state.json").read_text())
             return int(state["state"]["step"])
         except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
             continue

@@ -31,7 +31,7 @@ from ..utils.config import load_preset, save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
 from ..utils.images import contact_sheet, save_png
-from ..utils.io import write_json_atomic, write_text_atomic
+from ..utils.io import current_folder, write_json_atomic, write_text_atomic
 from ..utils.logging import info, progress, warn
 from ..utils.outdir import check_output_folder, has_checkpoint, output_folder
 from .prompts import Target, default_prompts, grid_prompts, parse_prompt, quick_prompts
@@ -177,9 +177,7 @@ def generate_missing(cfg: EvaluateConfig, prompts: list[str]) -> list[Path]:
         save_config(gcfg, run / "config.yaml", command="generate")
         gen = Generation(gcfg, prompt, run, prior=prior)
         prior = gen.prior
-        latest = run / "checkpoints" / "latest"
-        if not latest.exists() and latest.with_name("latest.old").exists():
-            latest = latest.with_name("latest.old")
+        latest = current_folder(run / "checkpoints" / "latest")
         if (latest / "trainer").exists():
             gen.load(latest)
             info(f"{prompt!r}: resumed at step {gen.step}")

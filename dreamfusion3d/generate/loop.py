@@ -11,7 +11,6 @@ import contextlib
 import math
 import re
 import resource
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,13 @@ from torch import Tensor
 from ..cameras import sample_cameras
 from ..diffusion.training import StopRequest
 from ..guidance import PromptProcessor, load_prior
-from ..representations import build_representation, load_weights, representation_class, save_representation
-from ..utils.checkpoint import load_checkpoint, save_checkpoint
+from ..representations import build_representation, load_weights, representation_class
+from ..representations.registry import write_representation
+from ..utils.checkpoint import load_checkpoint, write_checkpoint
 from ..utils.config import load_preset, save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
-from ..utils.io import replace_folder, write_json_atomic
+from ..utils.io import current_folder, link_folder, staged_folder, write_json_atomic
 from ..utils.logging import info, progress, warn
 from ..utils.outdir import has_checkpoint, output_folder
 from ..utils.validate import validate_config
@@ -105,21 +105,17 @@ class Generation:
         """Weights (``load_representation`` format) plus ``trainer/`` (optimiser, RNG, step), staged
         in a sibling folder and swapped in, so a kill at any moment leaves one complete checkpoint."""
         folder = self.out / "checkpoints" / name
-        staging = folder.with_name(f".{name}.staging")
-        if staging.exists():
-            shutil.rmtree(staging)
-        save_representation(staging, self.representation, {"prompt": self.prompt, "step": self.step})
-        save_checkpoint(staging / "trainer", {}, self.optimizer, {"run": self.generator},
-                        {"step": self.step, "prompt": self.prompt, "history": self.history},
-                        global_rng=self.device)  # CPU + CUDA RNG (nerfacc's CUDA sampler draws from it)
-        return replace_folder(staging, folder)
+        with staged_folder(folder) as staging:
+            write_representation(staging, self.representation, {"prompt": self.prompt, "step": self.step})
+            write_checkpoint(staging / "trainer", {}, self.optimizer, {"run": self.generator},
+                             {"step": self.step, "prompt": self.prompt, "history": self.history},
+                             global_rng=self.device)  # CPU + CUDA RNG (nerfacc's CUDA sampler draws from it)
+        return folder
 
     def resume_latest(self) -> None:
         """Continue from ``OUT/checkpoints/latest`` (or its ``.old`` copy if a kill came mid-swap);
         without one, say so and start from step 0."""
-        latest = self.out / "checkpoints" / "latest"
-        if not latest.exists() and latest.with_name("latest.old").exists():
-            latest = latest.with_name("latest.old")
+        latest = current_folder(self.out / "checkpoints" / "latest")
         if (latest / "trainer").exists():
             self.load(latest)
             info(f"resumed at step {self.step}")
@@ -223,11 +219,12 @@ class Generation:
             bar.close()
             stop.__exit__()
         train_time = time.time() - t_start
-        self.save("latest")
         if stop.requested:
+            self.save("latest")
             info(f"interrupted at step {self.step}: checkpoint written; continue with --resume {self.out}")
             raise KeyboardInterrupt
-        self.save("final")
+        final = self.save("final")  # latest = the same files, linked (the tensors are written once)
+        link_folder(final, final.with_name("latest"))
         t_export = time.time()
         files, figures = export_outputs(self.representation, self.out, cfg)
         export_time = time.time() - t_export

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from ..utils.config import from_dict, to_dict
 from ..utils.errors import UserError
-from ..utils.io import replace_folder
+from ..utils.io import staged_folder
 from .base import Representation
 from .nerf import NeRF
 from .sdf import SDFGeometry
@@ -50,20 +48,21 @@ def build_representation(kind: str, config: Any) -> Representation:
 
 
 def save_representation(folder: str | os.PathLike, rep: Representation, extra: dict[str, Any] | None = None) -> Path:
-    """Write the checkpoint folder atomically (a sibling temp folder renamed into place)."""
+    """Write the checkpoint folder atomically (a staged sibling folder swapped into place)."""
+    with staged_folder(folder) as tmp:
+        write_representation(tmp, rep, extra)
+    return Path(folder)
+
+
+def write_representation(folder: str | os.PathLike, rep: Representation, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model.safetensors`` and ``representation.json`` into ``folder`` (not staged)."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in rep.state_dict().items()}
     meta = {"format": FORMAT, "kind": rep.kind,
             "sections": {name: to_dict(cfg) for name, cfg in rep.section_configs().items()}, "extra": extra or {}}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        save_file(tensors, str(tmp / "model.safetensors"))
-        (tmp / META).write_text(json.dumps(meta, indent=1))
-        replace_folder(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    save_file(tensors, str(folder / "model.safetensors"))
+    (folder / META).write_text(json.dumps(meta, indent=1))
     return folder
 
 

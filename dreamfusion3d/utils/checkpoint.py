@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import UserError
-from .io import replace_folder
+from .io import staged_folder
 from .logging import warn
 
 
@@ -75,7 +73,15 @@ def restore_global_rng_states(tensors: dict[str, torch.Tensor], device: torch.de
              "bit-identical to an uninterrupted one")
 
 
-def save_checkpoint(
+def save_checkpoint(folder: str | os.PathLike, *args, **kwargs) -> Path:
+    """:func:`write_checkpoint` into a staged sibling folder that is then swapped in, so a killed
+    run keeps its previous checkpoint intact."""
+    with staged_folder(folder) as tmp:
+        write_checkpoint(tmp, *args, **kwargs)
+    return Path(folder)
+
+
+def write_checkpoint(
     folder: str | os.PathLike,
     modules: dict[str, nn.Module],
     optimizer: torch.optim.Optimizer | None = None,
@@ -83,10 +89,11 @@ def save_checkpoint(
     state: dict[str, Any] | None = None,
     global_rng: torch.device | str | None = None,
 ) -> Path:
-    """Write the checkpoint folder atomically; ``global_rng``: the run's device, whose process-wide
-    RNG states (CPU, and CUDA on a GPU) are saved too (None: not saved)."""
+    """Write the checkpoint files into ``folder`` (use :func:`save_checkpoint`, or write into a
+    :func:`~dreamfusion3d.utils.io.staged_folder`); ``global_rng``: the run's device, whose
+    process-wide RNG states (CPU, and CUDA on a GPU) are saved too (None: not saved)."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     for name, module in modules.items():
         for key, value in module.state_dict().items():
@@ -99,14 +106,8 @@ def save_checkpoint(
         tensors[f"rng.{name}"] = gen.get_state()
     if global_rng is not None:
         tensors.update({f"rng_global.{k}": v for k, v in global_rng_states(global_rng).items()})
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        save_file(tensors, str(tmp / "tensors.safetensors"))
-        (tmp / "state.json").write_text(json.dumps(meta, indent=1))
-        replace_folder(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    save_file(tensors, str(folder / "tensors.safetensors"))
+    (folder / "state.json").write_text(json.dumps(meta, indent=1))
     return folder
 
 

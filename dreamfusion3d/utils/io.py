@@ -48,14 +48,60 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def previous_copy(folder: str | os.PathLike) -> Path:
+    """Where :func:`replace_folder` keeps the old ``folder`` during a swap."""
+    folder = Path(folder)
+    return folder.with_name(folder.name + ".old")
+
+
+def current_folder(folder: str | os.PathLike) -> Path:
+    """``folder``, or its previous copy when a kill came in the middle of a swap (readers use this)."""
+    folder = Path(folder)
+    return previous_copy(folder) if not folder.exists() and previous_copy(folder).exists() else folder
+
+
+@contextmanager
+def staged_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty hidden sibling of ``folder`` to write into; when the block succeeds it is
+    swapped in (:func:`replace_folder`), when it fails it is removed and ``folder`` is untouched."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        yield tmp
+        replace_folder(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def link_folder(source: str | os.PathLike, folder: str | os.PathLike) -> Path:
+    """Make ``folder`` a copy of the tree ``source`` whose files are hard links (copies where the
+    file system has none), swapped in as :func:`staged_folder` does. Files here are only ever
+    replaced whole, never edited in place, so the two trees cannot drift apart."""
+    source = Path(source)
+    with staged_folder(folder) as tmp:
+        for path in sorted(source.rglob("*")):
+            target = tmp / path.relative_to(source)
+            if path.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copy2(path, target)
+    return Path(folder)
+
+
 def replace_folder(staged: str | os.PathLike, folder: str | os.PathLike) -> Path:
     """Swap a fully written ``staged`` folder into ``folder``.
 
-    The old folder is moved aside to ``<folder>.old`` first and removed last, so at every moment
-    one complete copy exists (readers fall back to ``.old`` if they find ``folder`` missing).
+    The old folder is moved aside (:func:`previous_copy`) first and removed last, so at every
+    moment one complete copy exists (readers find it with :func:`current_folder`).
     """
     staged, folder = Path(staged), Path(folder)
-    old = folder.with_name(folder.name + ".old")
+    old = previous_copy(folder)
     if folder.exists():
         if old.exists():
             shutil.rmtree(old)

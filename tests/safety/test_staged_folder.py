@@ -1,0 +1,39 @@
+"""The one checkpoint writer: stage a folder, then swap it in."""
+
+import pytest
+
+from dreamfusion3d.utils.io import current_folder, link_folder, previous_copy, replace_folder, staged_folder
+
+
+def test_a_failed_write_leaves_the_previous_folder_and_no_debris(tmp_path):
+    target = tmp_path / "ckpt"
+    with staged_folder(target) as tmp:
+        (tmp / "a.txt").write_text("one")
+    with pytest.raises(RuntimeError):
+        with staged_folder(target) as tmp:
+            (tmp / "a.txt").write_text("two")
+            raise RuntimeError("killed")
+    assert (target / "a.txt").read_text() == "one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_readers_find_the_previous_copy_when_a_swap_was_cut_short(tmp_path):
+    target = tmp_path / "latest"
+    target.mkdir()
+    assert current_folder(target) == target
+    target.rename(previous_copy(target))  # a kill between the two renames of replace_folder
+    assert current_folder(target) == previous_copy(target)
+    staged = tmp_path / "new"
+    staged.mkdir()
+    replace_folder(staged, target)
+    assert current_folder(target) == target and not previous_copy(target).exists()
+
+
+def test_link_folder_copies_a_tree_without_writing_it_twice(tmp_path):
+    src = tmp_path / "final"
+    (src / "trainer").mkdir(parents=True)
+    (src / "model.bin").write_bytes(b"x" * 100)
+    (src / "trainer" / "state.json").write_text("{}")
+    dst = link_folder(src, tmp_path / "latest")
+    assert (dst / "trainer" / "state.json").read_text() == "{}"
+    assert (dst / "model.bin").stat().st_ino == (src / "model.bin").stat().st_ino
