@@ -28,7 +28,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     # name: Command("dreamfusion3d.module:Config", "dreamfusion3d.module:run", "one line")
-    "reconstruct": Command("dreamfusion3d.reconstruct:ReconstructConfig", "dreamfusion3d.reconstruct:run", "fit a NeRF to one object of a multi-view dataset and report held-out PSNR"),
+    "reconstruct": Command("dreamfusion3d.representations.nerf.reconstruct:ReconstructConfig", "dreamfusion3d.representations.nerf.reconstruct:run", "fit a NeRF to one object of a multi-view dataset and report held-out PSNR"),
     "make-dataset": Command("dreamfusion3d.world.dataset:MakeDatasetConfig", "dreamfusion3d.world.dataset:run", "render a multi-view dataset of procedural objects and meshes (NeRF-synthetic layout, captions, splits)"),
     "render": Command("dreamfusion3d.world.render_cli:RenderConfig", "dreamfusion3d.world.render_cli:run", "render procedural scenes or mesh files to PNGs, a contact sheet and a GIF"),
     "generate": Command(
@@ -43,20 +43,20 @@ COMMANDS: dict[str, Command] = {
     "novel-view": Command("dreamfusion3d.novel_view.infer:NovelViewConfig", "dreamfusion3d.novel_view.infer:run", "novel views of the object in one image (3DiM, stochastic conditioning), PNGs + turntable GIF"),
     "evaluate-novel-view": Command("dreamfusion3d.novel_view.evaluate:EvaluateNovelViewConfig", "dreamfusion3d.novel_view.evaluate:run", "PSNR/SSIM of novel views on held-out objects vs copy-the-input and single-view baselines"),
     "train-prior": Command(
-        "dreamfusion3d.train_prior:TrainPriorConfig",
-        "dreamfusion3d.train_prior:run",
+        "dreamfusion3d.text_prior.train:TrainPriorConfig",
+        "dreamfusion3d.text_prior.train:run",
         "train the bundled text-conditioned pixel diffusion prior on world renders",
     ),
     "train-classifier": Command(
-        "dreamfusion3d.evaluate_prior:TrainClassifierConfig",
-        "dreamfusion3d.evaluate_prior:run_train_classifier",
+        "dreamfusion3d.judge.train:TrainClassifierConfig",
+        "dreamfusion3d.judge.train:run_train_classifier",
         "train the shape/colour evaluation classifier (the judge) on world renders",
     ),
     "evaluate": Command("dreamfusion3d.evaluation.evaluate:EvaluateConfig", "dreamfusion3d.evaluation.evaluate:run", "generate or read one object per prompt; R-precision, CLIP R-precision, IoU/Chamfer vs ground truth, Janus rate"),
     "bench": Command("dreamfusion3d.evaluation.bench:BenchConfig", "dreamfusion3d.evaluation.bench:run", "time one SDS step by stage; rays/s, samples/s, memory, matmul-peak fraction, resolution and sample scaling"),
     "evaluate-prior": Command(
-        "dreamfusion3d.evaluate_prior:EvaluatePriorConfig",
-        "dreamfusion3d.evaluate_prior:run_evaluate_prior",
+        "dreamfusion3d.text_prior.evaluate:EvaluatePriorConfig",
+        "dreamfusion3d.text_prior.evaluate:run_evaluate_prior",
         "sample a text prior per caption and report shape/colour accuracy (training words and paraphrases)",
     ),
     "app": Command("dreamfusion3d.app:AppConfig", "dreamfusion3d.app:run", "a local web page (Gradio, offline): type a prompt or drop an image, watch it form, turn the mesh in 3D"),

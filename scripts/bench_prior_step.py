@@ -9,7 +9,7 @@ import time
 import torch
 from diffusers import UNet2DConditionModel
 
-from dreamfusion3d.models import TextPriorArchitecture, TextPriorModel
+from dreamfusion3d.text_prior import TextPriorArchitecture, TextPriorModel
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--threads", type=int, default=2)

@@ -3,7 +3,7 @@ nearest training caption and mean-centred class centroids (docs/RESULTS.md, bund
     python scripts/encoder_paraphrase_nn.py
 """
 import torch
-from dreamfusion3d.models import SentenceEncoder
+from dreamfusion3d.text_prior import SentenceEncoder
 from dreamfusion3d.world.captions import PARA_COLORS, PARA_SHAPES
 torch.set_num_threads(1)
 enc = SentenceEncoder.from_pretrained()

@@ -6,7 +6,7 @@ intermediate prior before training ends):
 import sys
 from pathlib import Path
 
-from dreamfusion3d.train_prior import export_checkpoint
+from dreamfusion3d.text_prior.train import export_checkpoint
 
 run, out = Path(sys.argv[1]), Path(sys.argv[2])
 step = export_checkpoint(run, out, fp16="--fp16" in sys.argv)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from dreamfusion3d.evaluate_prior import judge_generation
-from dreamfusion3d.train_prior import save_grid
+from dreamfusion3d.judge.generations import judge_generation
+from dreamfusion3d.text_prior.sampling import save_grid
 from dreamfusion3d.world import COLORS, SHAPES
 
 rows, grids = [], []

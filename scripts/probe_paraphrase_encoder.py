@@ -11,7 +11,7 @@ that is learnt from the training words:
 
 import torch
 
-from dreamfusion3d.models import SentenceEncoder
+from dreamfusion3d.text_prior import SentenceEncoder
 from dreamfusion3d.world.captions import (PARA_COLORS, PARA_SHAPES, PARA_SIZES, PARA_TEMPLATES, PARA_VIEWS,
                                           TRAIN_COLORS, TRAIN_SHAPES, TRAIN_SIZES, TRAIN_TEMPLATES, TRAIN_VIEWS)
 

@@ -13,9 +13,9 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
 from dreamfusion3d.diffusion import denoise
-from dreamfusion3d.evaluate_prior import evaluation_captions
-from dreamfusion3d.models import SentenceEncoder, TextPriorModel
-from dreamfusion3d.models.classifier import ShapeColorClassifier
+from dreamfusion3d.text_prior.evaluate import evaluation_captions
+from dreamfusion3d.text_prior import SentenceEncoder, TextPriorModel
+from dreamfusion3d.judge.model import ShapeColorClassifier
 
 
 @torch.no_grad()

@@ -4,7 +4,7 @@ empty caption, in three noise bands (docs/RESULTS.md, bundled prior).
 """
 import json, sys, torch, torch.nn.functional as F
 from safetensors.torch import load_file
-from dreamfusion3d.models import TextPriorModel, SentenceEncoder
+from dreamfusion3d.text_prior import TextPriorModel, SentenceEncoder
 torch.set_num_threads(1); torch.manual_seed(0)
 m = TextPriorModel.from_pretrained(sys.argv[1])
 enc = SentenceEncoder.from_pretrained()

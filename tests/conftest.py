@@ -41,7 +41,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_prior(tmp_path_factory) -> Path:
     """A small, untrained text prior saved in the shipped format (so generate loads it for real)."""
-    from dreamfusion3d.models import TextPriorArchitecture, TextPriorModel
+    from dreamfusion3d.text_prior import TextPriorArchitecture, TextPriorModel
 
     folder = tmp_path_factory.mktemp("prior") / "tiny"
     torch.manual_seed(0)

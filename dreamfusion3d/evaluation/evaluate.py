@@ -341,7 +341,7 @@ def write_contact_sheet(path: Path, views: list[torch.Tensor], pad: int = 2) -> 
 
 
 def run(cfg: EvaluateConfig) -> None:
-    from ..models.classifier import ShapeColorClassifier
+    from ..judge.model import ShapeColorClassifier
 
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)

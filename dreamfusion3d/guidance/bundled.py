@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..models import SentenceEncoder, TextPriorModel
+from ..text_prior import SentenceEncoder, TextPriorModel
 from .base import Prior
 from .config import PriorConfig
 from .registry import default_guidance_scale
@@ -14,7 +14,7 @@ from .loading import freeze, resolve_dtype
 
 
 class BundledPrior(Prior):
-    """A thin :class:`Prior` over :class:`~dreamfusion3d.models.TextPriorModel`.
+    """A thin :class:`Prior` over :class:`~dreamfusion3d.text_prior.TextPriorModel`.
 
     Renders are resized to the model's resolution with antialiased bilinear filtering (the
     training images were rendered at that size, so aliasing would be off-distribution) and

@@ -115,7 +115,7 @@ def build_tiny_sentence_encoder(root: Path, dim: int = 32) -> Path:
 
 def build_tiny_bundled(root: Path, encoder_dir: Path, dim: int = 32) -> Path:
     """A TextPriorModel folder (unet/ scheduler/ prior.json) pointing at ``encoder_dir``."""
-    from dreamfusion3d.models import TextPriorArchitecture, TextPriorModel
+    from dreamfusion3d.text_prior import TextPriorArchitecture, TextPriorModel
 
     torch.manual_seed(0)
     arch = TextPriorArchitecture(resolution=32, block_out_channels=(16, 32), layers_per_block=1, norm_num_groups=8,

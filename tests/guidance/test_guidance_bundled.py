@@ -56,7 +56,7 @@ def test_missing_bundled_folder(tmp_path):
 
 def test_shipped_bundled_prior_if_present():
     """The real shipped model with the real MiniLM encoder (skipped until the weights are shipped)."""
-    from dreamfusion3d.models import SHIPPED_PRIOR
+    from dreamfusion3d.text_prior import SHIPPED_PRIOR
 
     if not (SHIPPED_PRIOR / "prior.json").is_file():
         pytest.skip(f"no shipped prior at {SHIPPED_PRIOR} yet")

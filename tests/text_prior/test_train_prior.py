@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import load_file
 
 from dreamfusion3d.cli import main
-from dreamfusion3d.models import SHIPPED_PRIOR, SentenceEncoder, TextPriorModel
-from dreamfusion3d.models.classifier import SHIPPED_CLASSIFIER, ShapeColorClassifier
+from dreamfusion3d.text_prior import SHIPPED_PRIOR, SentenceEncoder, TextPriorModel
+from dreamfusion3d.judge.model import SHIPPED_CLASSIFIER, ShapeColorClassifier
 
 TINY = [
     "--batch-size", "4", "--arch.resolution", "16", "--arch.block-out-channels", "8", "16",
@@ -59,7 +59,7 @@ def test_shipped_prior_loads_offline_and_is_small():
 def test_shipped_classifier_is_a_good_judge_on_unseen_renders():
     """≥ 95% shape and colour accuracy on freshly rendered objects it never saw (new seed)."""
     from dreamfusion3d.cameras import CameraSamplerConfig
-    from dreamfusion3d.evaluate_prior import classifier_accuracy, render_labelled
+    from dreamfusion3d.judge.train import classifier_accuracy, render_labelled
 
     judge = ShapeColorClassifier.from_pretrained()
     x, ys, yc, shapes, colors = render_labelled(120, 2, 32, seed=424242, cameras=CameraSamplerConfig())
@@ -74,7 +74,7 @@ def test_shipped_classifier_is_a_good_judge_on_unseen_renders():
 def test_shipped_prior_draws_the_shape_and_colour_it_is_asked_for(sampler, steps):
     """Samples of the shipped prior, judged by the shipped classifier: a regression guard on the
     model and on the sampling path (x0 clipping once held shape accuracy at 0.4)."""
-    from dreamfusion3d.train_prior import sample_images
+    from dreamfusion3d.text_prior.sampling import sample_images
 
     model = TextPriorModel.from_pretrained()
     assert model.scheduler.config.clip_sample is False
@@ -92,7 +92,7 @@ def test_shipped_prior_draws_the_shape_and_colour_it_is_asked_for(sampler, steps
 
 
 def test_unknown_sampler_is_a_user_error():
-    from dreamfusion3d.train_prior import sample_images
+    from dreamfusion3d.text_prior.sampling import sample_images
     from dreamfusion3d.utils.errors import UserError
 
     with pytest.raises(UserError, match="unknown sampler"):

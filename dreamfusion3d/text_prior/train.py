@@ -9,31 +9,26 @@ optimizer moments and the data/noise RNG all come back.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from .cameras import CameraSamplerConfig, sample_cameras, view_labels
-from .diffusion.sampling import denoise, make_scheduler
-from .diffusion.training import LossLog, StopRequest, check_resume, ema_decay, ema_update, frozen_copy, warmup_cosine_lr
-from .models.text_encoder import BUNDLED_ENCODER, SentenceEncoder
-from .models.text_prior import TextPriorArchitecture, TextPriorModel
-from .utils.checkpoint import load_checkpoint, save_checkpoint
-from .utils.config import save_config
-from .utils.device import resolve_device
-from .utils.errors import UserError
-from .utils.images import image_grid, save_png
-from .utils.io import atomic_path
-from .utils.logging import info, progress
-from .utils.outdir import check_output_folder, has_checkpoint, output_folder
-from .utils.validate import check_model_folder
+from ..diffusion.training import LossLog, StopRequest, check_resume, ema_decay, ema_update, frozen_copy, warmup_cosine_lr
+from ..utils.checkpoint import load_checkpoint, save_checkpoint
+from ..utils.config import save_config
+from ..utils.device import resolve_device
+from ..utils.errors import UserError
+from ..utils.logging import info, progress
+from ..utils.outdir import check_output_folder, has_checkpoint, output_folder
+from ..utils.validate import check_model_folder
+from .data import PriorDataConfig, load_or_build_dataset
+from .model import TextPriorArchitecture, TextPriorModel
+from .sampling import sample_images, save_grid
+from .text_encoder import BUNDLED_ENCODER, SentenceEncoder
 
 PREVIEW_CAPTIONS = (
     "a red cube",
@@ -45,24 +40,6 @@ PREVIEW_CAPTIONS = (
     "a white sphere",
     "a red cone, overhead view",
 )
-
-
-@dataclass
-class PriorDataConfig:
-    """How the captioned training renders are made."""
-
-    num_scenes: int = 1200
-    """Random world scenes (each rendered from ``views_per_scene`` cameras)."""
-    views_per_scene: int = 8
-    """Random cameras per scene."""
-    composition_fraction: float = 0.15
-    """Share of scenes that are two-part compositions or objects with a front."""
-    no_view_word_fraction: float = 0.3
-    """Share of captions without a view word, so plain prompts are in-distribution too."""
-    supersample: int = 2
-    """Render at this multiple of the resolution and average down (anti-aliasing)."""
-    cameras: CameraSamplerConfig = field(default_factory=CameraSamplerConfig)
-    """Camera distribution: the same one text-to-3D samples from."""
 
 
 @dataclass
@@ -120,83 +97,6 @@ class TrainPriorConfig:
     """UNet size."""
     data: PriorDataConfig = field(default_factory=PriorDataConfig)
     """Training data."""
-
-
-# ---------------------------------------------------------------- data
-
-
-def build_prior_dataset(cfg: PriorDataConfig, resolution: int, seed: int) -> tuple[Tensor, list[str], list[dict]]:
-    """Render captioned views of random world scenes: images uint8 ``[N,3,H,W]``, captions, metadata."""
-    from .world import caption, random_scene, render_scene
-
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
-    images, captions, meta = [], [], []
-    for i in progress(range(cfg.num_scenes), desc="rendering training views", unit="scene"):
-        scene = random_scene(rng, compositions=bool(rng.random() < cfg.composition_fraction))
-        cams, az, el = sample_cameras(cfg.cameras, cfg.views_per_scene, resolution * cfg.supersample, generator=gen)
-        out = render_scene(scene, cams)
-        rgb = out["rgb"].permute(0, 3, 1, 2)  # [V,3,H*s,W*s]
-        if cfg.supersample > 1:
-            rgb = F.avg_pool2d(rgb, cfg.supersample)
-        images.append((rgb.clamp(0, 1) * 255).round().to(torch.uint8))
-        for label in view_labels(az, el):
-            view = None if rng.random() < cfg.no_view_word_fraction else label
-            captions.append(caption(scene, view=view, rng=rng))
-            meta.append({"scene": i, **scene.metadata(), "view": label})
-    return torch.cat(images), captions, meta
-
-
-def load_or_build_dataset(cfg: TrainPriorConfig) -> tuple[Tensor, list[str]]:
-    cache = cfg.out / "dataset.safetensors"
-    caps = cfg.out / "dataset_captions.json"
-    if cache.is_file() and caps.is_file():
-        info(f"using cached training renders {cache}")
-        return load_file(str(cache))["images"], json.loads(caps.read_text())["captions"]
-    info(f"rendering {cfg.data.num_scenes * cfg.data.views_per_scene} training views at {cfg.arch.resolution} px")
-    images, captions, meta = build_prior_dataset(cfg.data, cfg.arch.resolution, cfg.seed)
-    with atomic_path(cache) as tmp:
-        save_file({"images": images.contiguous()}, str(tmp))
-    with atomic_path(caps) as tmp:
-        tmp.write_text(json.dumps({"captions": captions, "meta": meta}))
-    return images, captions
-
-
-# ---------------------------------------------------------------- sampling
-
-
-@torch.no_grad()
-def sample_images(
-    model: TextPriorModel,
-    encoder: SentenceEncoder,
-    prompts: list[str],
-    steps: int = 50,
-    guidance_scale: float = 5.0,
-    generator: torch.Generator | None = None,
-    device: torch.device | str = "cpu",
-    sampler: str = "ddim",
-) -> Tensor:
-    """DDIM (or DPM-Solver++) samples ``[B,3,H,W]`` in [0, 1] with classifier-free guidance."""
-    if sampler not in ("ddim", "dpmsolver"):
-        raise UserError(f"unknown sampler {sampler!r} (choose from ddim, dpmsolver)")
-    n, r = len(prompts), model.resolution
-    cond = encoder.encode(prompts).to(device)
-    uncond = encoder.encode([""]).to(device).expand(n, -1)
-    emb = torch.cat([cond, uncond])
-
-    def predict(x_in: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        return model(torch.cat([x_in, x_in]), torch.full((2 * n,), int(t), device=device, dtype=torch.long), emb).chunk(2)
-
-    noise = torch.randn(n, 3, r, r, generator=generator).to(device)
-    x = denoise(predict, make_scheduler(model.scheduler.config, sampler), noise, steps, guidance_scale)
-    return ((x.clamp(-1, 1) + 1) / 2).cpu()
-
-
-def save_grid(images: Tensor, path: Path, ncol: int = 8, scale: int = 2) -> None:
-    """Write ``[B,3,H,W]`` images in [0,1] as one PNG grid (no gaps, each pixel ``scale``² big)."""
-    pixels = (images.permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-    grid = image_grid(pixels, columns=min(ncol, images.shape[0]), pad=0)
-    save_png(path, grid.repeat(scale, 0).repeat(scale, 1))
 
 
 # ---------------------------------------------------------------- training
@@ -347,7 +247,7 @@ def export_checkpoint(run_dir: Path, out: Path, fp16: bool = False) -> int:
     (to try an intermediate prior before training ends); returns the checkpoint's step."""
     import yaml
 
-    from .utils.config import from_dict
+    from ..utils.config import from_dict
 
     data = yaml.safe_load((run_dir / "config.yaml").read_text())
     data.pop("command", None)

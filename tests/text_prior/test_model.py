@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from dreamfusion3d.models import SentenceEncoder, TextPriorArchitecture, TextPriorModel
+from dreamfusion3d.text_prior import SentenceEncoder, TextPriorArchitecture, TextPriorModel
 from dreamfusion3d.utils.checkpoint import load_checkpoint, save_checkpoint
 from dreamfusion3d.utils.errors import UserError
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from dreamfusion3d.cli import main
-from dreamfusion3d.models import TextPriorArchitecture, TextPriorModel
-from dreamfusion3d.train_prior import export_checkpoint, text_normalisation
+from dreamfusion3d.text_prior import TextPriorArchitecture, TextPriorModel
+from dreamfusion3d.text_prior.train import export_checkpoint, text_normalisation
 
-from tests.models.test_train_prior import TINY
+from tests.text_prior.test_train_prior import TINY
 
 ARCH = TextPriorArchitecture(resolution=16, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4)
 

@@ -20,16 +20,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .fields import FieldConfig
-from .rendering import BackgroundConfig, RendererConfig
-from .representations import NeRF, build_nerf, save_representation
-from .utils.config import save_config
-from .utils.device import resolve_device
-from .utils.errors import UserError
-from .utils.images import psnr, save_png
-from .utils.io import write_json_atomic
-from .utils.logging import info, progress
-from .utils.outdir import check_output_folder, has_checkpoint, output_folder
+from ...fields import FieldConfig
+from ...rendering import BackgroundConfig, RendererConfig
+from .. import NeRF, build_nerf, save_representation
+from ...utils.config import save_config
+from ...utils.device import resolve_device
+from ...utils.errors import UserError
+from ...utils.images import psnr, save_png
+from ...utils.io import write_json_atomic
+from ...utils.logging import info, progress
+from ...utils.outdir import check_output_folder, has_checkpoint, output_folder
 
 
 def _default_field() -> FieldConfig:
@@ -174,7 +174,7 @@ def evaluate(renderer: NeRF, images: Tensor, cameras, background=(1.0, 1.0, 1.0)
 
 
 def run(config: ReconstructConfig) -> None:
-    from .world.dataset import load_nerf_synthetic
+    from ...world.dataset import load_nerf_synthetic
 
     if config.steps < 1 or config.batch_rays < 1:
         raise UserError("reconstruct: --steps and --batch-rays must be positive")

@@ -1,0 +1,74 @@
+"""The bundled text prior's training data: captioned renders of random world scenes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from ..cameras import CameraSamplerConfig, sample_cameras, view_labels
+from ..utils.io import atomic_path
+from ..utils.logging import info, progress
+
+
+@dataclass
+class PriorDataConfig:
+    """How the captioned training renders are made."""
+
+    num_scenes: int = 1200
+    """Random world scenes (each rendered from ``views_per_scene`` cameras)."""
+    views_per_scene: int = 8
+    """Random cameras per scene."""
+    composition_fraction: float = 0.15
+    """Share of scenes that are two-part compositions or objects with a front."""
+    no_view_word_fraction: float = 0.3
+    """Share of captions without a view word, so plain prompts are in-distribution too."""
+    supersample: int = 2
+    """Render at this multiple of the resolution and average down (anti-aliasing)."""
+    cameras: CameraSamplerConfig = field(default_factory=CameraSamplerConfig)
+    """Camera distribution: the same one text-to-3D samples from."""
+
+
+
+def build_prior_dataset(cfg: PriorDataConfig, resolution: int, seed: int) -> tuple[Tensor, list[str], list[dict]]:
+    """Render captioned views of random world scenes: images uint8 ``[N,3,H,W]``, captions, metadata."""
+    from ..world import caption, random_scene, render_scene
+
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    images, captions, meta = [], [], []
+    for i in progress(range(cfg.num_scenes), desc="rendering training views", unit="scene"):
+        scene = random_scene(rng, compositions=bool(rng.random() < cfg.composition_fraction))
+        cams, az, el = sample_cameras(cfg.cameras, cfg.views_per_scene, resolution * cfg.supersample, generator=gen)
+        out = render_scene(scene, cams)
+        rgb = out["rgb"].permute(0, 3, 1, 2)  # [V,3,H*s,W*s]
+        if cfg.supersample > 1:
+            rgb = F.avg_pool2d(rgb, cfg.supersample)
+        images.append((rgb.clamp(0, 1) * 255).round().to(torch.uint8))
+        for label in view_labels(az, el):
+            view = None if rng.random() < cfg.no_view_word_fraction else label
+            captions.append(caption(scene, view=view, rng=rng))
+            meta.append({"scene": i, **scene.metadata(), "view": label})
+    return torch.cat(images), captions, meta
+
+
+def load_or_build_dataset(cfg) -> tuple[Tensor, list[str]]:
+    """The training renders of a ``TrainPriorConfig`` (``data``, ``arch.resolution``, ``seed``),
+    cached in its run folder (``dataset.safetensors`` + ``dataset_captions.json``)."""
+    cache = cfg.out / "dataset.safetensors"
+    caps = cfg.out / "dataset_captions.json"
+    if cache.is_file() and caps.is_file():
+        info(f"using cached training renders {cache}")
+        return load_file(str(cache))["images"], json.loads(caps.read_text())["captions"]
+    info(f"rendering {cfg.data.num_scenes * cfg.data.views_per_scene} training views at {cfg.arch.resolution} px")
+    images, captions, meta = build_prior_dataset(cfg.data, cfg.arch.resolution, cfg.seed)
+    with atomic_path(cache) as tmp:
+        save_file({"images": images.contiguous()}, str(tmp))
+    with atomic_path(caps) as tmp:
+        tmp.write_text(json.dumps({"captions": captions, "meta": meta}))
+    return images, captions
