@@ -3,37 +3,24 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..text_prior import SentenceEncoder, TextPriorModel
-from .base import Prior
 from .config import PriorConfig
-from .registry import default_guidance_scale
-from .loading import freeze, resolve_dtype
+from .loading import resolve_dtype
+from .pixel import PixelPrior
 
 
-class BundledPrior(Prior):
-    """A thin :class:`Prior` over :class:`~dreamfusion3d.text_prior.TextPriorModel`.
-
-    Renders are resized to the model's resolution with antialiased bilinear filtering (the
-    training images were rendered at that size, so aliasing would be off-distribution) and
-    mapped to [-1, 1].
-    """
+class BundledPrior(PixelPrior):
+    """A thin :class:`Prior` over :class:`~dreamfusion3d.text_prior.TextPriorModel` (see
+    :class:`PixelPrior` for the model space)."""
 
     name = "bundled"
 
     def __init__(self, model: TextPriorModel, encoder: SentenceEncoder, device: torch.device | str = "cpu",
                  guidance_scale: float | None = None):
-        super().__init__()
-        self.model = model
+        super().__init__(model, device, guidance_scale)
         self.encoder = encoder
-        self.scheduler = model.scheduler
-        self.device = torch.device(device)
-        self.dtype = next(model.unet.parameters()).dtype
-        self.resolution = int(model.resolution)
-        self.guidance_scale = default_guidance_scale(self.name, guidance_scale)
-        freeze(model)
 
     @classmethod
     def from_config(cls, config: PriorConfig, device: torch.device | str = "cpu") -> "BundledPrior":
@@ -48,15 +35,3 @@ class BundledPrior(Prior):
 
     def _model_output(self, z_t: Tensor, t: Tensor, emb: Tensor) -> Tensor:
         return self.model(z_t, t, emb)
-
-    def encode_images(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        size = (self.resolution, self.resolution)
-        if tuple(images.shape[-2:]) != size:
-            images = F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
-        return 2.0 * images.float().to(self.device) - 1.0
-
-    def decode(self, z: Tensor) -> Tensor:
-        return ((z.float() + 1.0) / 2.0).clamp(0.0, 1.0)
-
-    def latent_shape(self, batch_size: int) -> tuple[int, ...]:
-        return (batch_size, 3, self.resolution, self.resolution)

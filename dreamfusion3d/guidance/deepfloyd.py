@@ -12,17 +12,9 @@ from torch import Tensor
 
 from .base import Prior
 from .config import PriorConfig
+from .loading import LOW_CPU_MEM, apply_memory_options, enable_cpu_offload, freeze, load_component
+from .loading import resolve_dtype, resolve_model, text_encoder_rest
 from .registry import default_guidance_scale
-from .loading import (
-    LOW_CPU_MEM,
-    apply_memory_options,
-    enable_cpu_offload,
-    freeze,
-    load_component,
-    resolve_dtype,
-    resolve_model,
-    text_encoder_rest,
-)
 
 IF_LAYOUT = (
     "unet/config.json",

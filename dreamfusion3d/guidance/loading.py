@@ -50,6 +50,20 @@ def load_component(what: str, source: str, local: bool, loader: Callable[..., An
         raise UserError(f"cannot load {what} from {where}: {first}") from exc
 
 
+def load_latent_diffusion(config: Any, device: torch.device, what: str, layout: Sequence[str | tuple[str, ...]]):
+    """The parts every latent-diffusion folder has: ``(source, local, dtype, unet, vae, scheduler)``
+    (UNet and VAE in the config's precision, the training DDPM scheduler)."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+
+    dtype = resolve_dtype(config.dtype, device)
+    source, local = resolve_model(config.resolved_model(), what, layout)
+    common = dict(torch_dtype=dtype, use_safetensors=True, variant=config.variant, low_cpu_mem_usage=LOW_CPU_MEM)
+    unet = load_component("unet", source, local, UNet2DConditionModel.from_pretrained, subfolder="unet", **common)
+    vae = load_component("vae", source, local, AutoencoderKL.from_pretrained, subfolder="vae", **common)
+    scheduler = load_component("scheduler", source, local, DDPMScheduler.from_pretrained, subfolder="scheduler")
+    return source, local, dtype, unet, vae, scheduler
+
+
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """"auto" = float16 on CUDA, float32 elsewhere (half precision on CPU is slow and lossy)."""
     if dtype == "auto":

@@ -10,30 +10,19 @@ and the camera-pair vector as the class embedding; the unconditional branch zero
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..novel_view.model import NovelViewModel, drop_condition
 from ..utils.errors import UserError
-from .base import Condition, Prior
+from .base import Condition
 from .config import PriorConfig
-from .registry import default_guidance_scale
-from .loading import freeze, resolve_dtype
+from .loading import resolve_dtype
+from .pixel import PixelPrior
 
 
-class NovelViewPrior(Prior):
+class NovelViewPrior(PixelPrior):
     name = "novel_view"
     conditioning = "image"
-
-    def __init__(self, model: NovelViewModel, device: torch.device | str = "cpu", guidance_scale: float | None = None):
-        super().__init__()
-        self.model = model
-        self.scheduler = model.scheduler
-        self.device = torch.device(device)
-        self.dtype = next(model.unet.parameters()).dtype
-        self.resolution = int(model.resolution)
-        self.guidance_scale = default_guidance_scale(self.name, guidance_scale)
-        freeze(model)
 
     @classmethod
     def from_config(cls, config: PriorConfig, device: torch.device | str = "cpu") -> "NovelViewPrior":
@@ -51,23 +40,8 @@ class NovelViewPrior(Prior):
         raise UserError("the novel-view prior is conditioned on an image and a camera, not on text "
                         "(give --image)")
 
-    def _resize(self, images: Tensor) -> Tensor:
-        size = (self.resolution, self.resolution)
-        if tuple(images.shape[-2:]) != size:
-            images = F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
-        return images
-
-    def encode_images(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return 2.0 * self._resize(images.float().to(self.device)) - 1.0
-
-    def decode(self, z: Tensor) -> Tensor:
-        return ((z.float() + 1.0) / 2.0).clamp(0.0, 1.0)
-
-    def latent_shape(self, batch_size: int) -> tuple[int, ...]:
-        return (batch_size, 3, self.resolution, self.resolution)
-
     def encode_image(self, image: Tensor) -> Tensor:  # [1, 3, R, R] in [-1, 1]
-        return 2.0 * self._resize(image.float().to(self.device)) - 1.0
+        return self.encode_images(image)
 
     def image_condition(self, features: Tensor, source: Tensor, target: Tensor) -> tuple[Condition, Condition]:
         b = target.shape[0]

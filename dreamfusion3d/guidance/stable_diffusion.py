@@ -13,17 +13,9 @@ from torch import Tensor
 
 from .base import Prior
 from .config import PriorConfig
+from .loading import apply_memory_options, enable_cpu_offload, freeze, load_component, load_latent_diffusion
+from .loading import text_encoder_rest
 from .registry import default_guidance_scale
-from .loading import (
-    LOW_CPU_MEM,
-    apply_memory_options,
-    enable_cpu_offload,
-    freeze,
-    load_component,
-    resolve_dtype,
-    resolve_model,
-    text_encoder_rest,
-)
 
 SD_LAYOUT = (
     "unet/config.json",
@@ -53,20 +45,14 @@ class StableDiffusionPrior(Prior):
 
     @classmethod
     def from_config(cls, config: PriorConfig, device: torch.device | str = "cpu") -> "StableDiffusionPrior":
-        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from transformers import AutoTokenizer, CLIPTextModel
 
         device = torch.device(device)
-        dtype = resolve_dtype(config.dtype, device)
-        source, local = resolve_model(config.resolved_model(), "Stable Diffusion", SD_LAYOUT)
-        common = dict(torch_dtype=dtype, use_safetensors=True, variant=config.variant, low_cpu_mem_usage=LOW_CPU_MEM)
-        unet = load_component("unet", source, local, UNet2DConditionModel.from_pretrained, subfolder="unet", **common)
-        vae = load_component("vae", source, local, AutoencoderKL.from_pretrained, subfolder="vae", **common)
+        source, local, dtype, unet, vae, scheduler = load_latent_diffusion(config, device, "Stable Diffusion", SD_LAYOUT)
         text_encoder = load_component("text_encoder", source, local, CLIPTextModel.from_pretrained,
                                       subfolder="text_encoder", dtype=dtype, use_safetensors=True,
                                       variant=config.variant)
         tokenizer = load_component("tokenizer", source, local, AutoTokenizer.from_pretrained, subfolder="tokenizer")
-        scheduler = load_component("scheduler", source, local, DDPMScheduler.from_pretrained, subfolder="scheduler")
         apply_memory_options(unet, config.attention_slicing, config.channels_last)
         offloaded = config.cpu_offload and enable_cpu_offload([text_encoder, unet, vae], device)
         rest = text_encoder_rest(device, offloaded)

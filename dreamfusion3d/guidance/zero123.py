@@ -30,15 +30,7 @@ from torch import Tensor
 from ..utils.errors import UserError
 from .base import Condition
 from .config import PriorConfig
-from .loading import (
-    LOW_CPU_MEM,
-    apply_memory_options,
-    enable_cpu_offload,
-    freeze,
-    load_component,
-    resolve_dtype,
-    resolve_model,
-)
+from .loading import apply_memory_options, enable_cpu_offload, freeze, load_component, load_latent_diffusion
 from .stable_diffusion import StableDiffusionPrior
 
 ZERO123_LAYOUT = (
@@ -122,19 +114,13 @@ class Zero123Prior(StableDiffusionPrior):
 
     @classmethod
     def from_config(cls, config: PriorConfig, device: torch.device | str = "cpu") -> "Zero123Prior":
-        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from transformers import CLIPVisionModelWithProjection
 
         device = torch.device(device)
-        dtype = resolve_dtype(config.dtype, device)
-        source, local = resolve_model(config.resolved_model(), "Zero-1-to-3", ZERO123_LAYOUT)
-        common = dict(torch_dtype=dtype, use_safetensors=True, variant=config.variant, low_cpu_mem_usage=LOW_CPU_MEM)
-        unet = load_component("unet", source, local, UNet2DConditionModel.from_pretrained, subfolder="unet", **common)
-        vae = load_component("vae", source, local, AutoencoderKL.from_pretrained, subfolder="vae", **common)
+        source, local, dtype, unet, vae, scheduler = load_latent_diffusion(config, device, "Zero-1-to-3", ZERO123_LAYOUT)
         encoder = load_component("image_encoder", source, local, CLIPVisionModelWithProjection.from_pretrained,
                                  subfolder="image_encoder", dtype=dtype, use_safetensors=True, variant=config.variant)
         size, mean, std = load_image_preprocessing(source, local)
-        scheduler = load_component("scheduler", source, local, DDPMScheduler.from_pretrained, subfolder="scheduler")
         projection = load_cc_projection(source, local, dtype)
         apply_memory_options(unet, config.attention_slicing, config.channels_last)
         offloaded = config.cpu_offload and enable_cpu_offload([encoder, unet, vae], device)
