@@ -23,18 +23,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..guidance.config import PriorKind
 from ..utils.config import load_preset, save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
-from ..utils.images import contact_sheet, save_png
 from ..utils.io import current_folder, write_json_atomic, write_text_atomic
 from ..utils.logging import info, progress, warn
 from ..utils.outdir import check_output_folder, has_checkpoint, output_folder
 from .prompts import Target, default_prompts, grid_prompts, parse_prompt, quick_prompts
+from .report import fmt, markdown, summarise, write_contact_sheet
 
 
 @dataclass
@@ -264,82 +263,6 @@ def geometry_figures(renderer, target: Target, cfg: EvaluateConfig, notes: list[
 # ---------------------------------------------------------------------- the command
 
 
-def _mean(values) -> float | None:
-    vals = [v for v in values if v is not None]
-    return float(np.mean(vals)) if vals else None
-
-
-def summarise(rows: list[dict], clip_name: str | None) -> dict:
-    summary: dict = {"prompts": len(rows)}
-    for k in ("shape", "color", "both"):
-        summary[f"classifier_{k}"] = _mean(r["classifier"][k] for r in rows)
-    if clip_name:
-        summary["clip_r_precision"] = _mean(r.get("clip_r_precision") for r in rows)
-        summary["clip_model"] = clip_name
-    geo = [r["geometry"] for r in rows if "geometry" in r]
-    summary["geometry_runs"] = len(geo)
-    summary["iou"] = _mean(g["iou"] for g in geo)
-    summary["chamfer"] = _mean(g["chamfer"] for g in geo)
-    summary["normal_consistency"] = _mean(g.get("normal_consistency") for g in geo)
-    summary["outside_largest_component"] = _mean(g.get("outside_largest_component") for g in geo)
-    fits = [(r["target"]["shape"], r["geometry"]["template"]["shape"]) for r in rows if "template" in r.get("geometry", {})]
-    summary["template_runs"], summary["template_right"] = len(fits), sum(a == b for a, b in fits)
-    per_shape: dict[str, list[float]] = {}
-    for r in rows:
-        if "geometry" in r and r.get("target"):
-            per_shape.setdefault(r["target"]["shape"], []).append(r["geometry"]["iou"])
-    summary["iou_by_shape"] = {k: float(np.mean(v)) for k, v in per_shape.items()}
-    faces = [r["multiface"] for r in rows if "multiface" in r]
-    summary["front_runs"] = len(faces)
-    summary["multi_face_rate"] = _mean(float(f["multi_face"]) for f in faces)
-    summary["front_found_rate"] = _mean(float(f["fronts"] >= 1) for f in faces)
-    return summary
-
-
-def _fmt(v, pct: bool = False) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    return f"{100 * v:.0f}%" if pct else f"{v:.3f}"
-
-
-def markdown(rows: list[dict], summary: dict, clip: bool) -> str:
-    head = ["#", "prompt", "shape", "colour", "both"] + (["CLIP R@1"] if clip else []) + [
-        "IoU", "Chamfer", "normals", "off-part", "3D fit", "fronts"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for i, r in enumerate(rows):
-        c, g, m = r["classifier"], r.get("geometry", {}), r.get("multiface")
-        cells = [str(i + 1), r["prompt"], _fmt(c["shape"], True), _fmt(c["color"], True), _fmt(c["both"], True)]
-        cells += [_fmt(r.get("clip_r_precision"), True)] if clip else []
-        fit = g.get("template", {}).get("shape")
-        cells += [_fmt(g.get("iou")), _fmt(g.get("chamfer")), _fmt(g.get("normal_consistency")),
-                  _fmt(g.get("outside_largest_component"), True), fit or "–", "–" if m is None else str(m["fronts"])]
-        lines.append("| " + " | ".join(cells) + " |")
-    s = summary
-    cells = ["", "**overall**", _fmt(s["classifier_shape"], True), _fmt(s["classifier_color"], True),
-             _fmt(s["classifier_both"], True)]
-    cells += [_fmt(s.get("clip_r_precision"), True)] if clip else []
-    fits = f"{s['template_right']}/{s['template_runs']}" if s["template_runs"] else "–"
-    cells += [_fmt(s["iou"]), _fmt(s["chamfer"]), _fmt(s["normal_consistency"]),
-              _fmt(s["outside_largest_component"], True), fits,
-              "–" if s["multi_face_rate"] is None else f"multi-face {_fmt(s['multi_face_rate'], True)}"]
-    lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Rows follow contact_sheet.png top to bottom. shape/colour/both: share of views the evaluation "
-              "classifier names as the prompt does (shape only for single primitives). IoU/Chamfer: against the "
-              "world's object after centring, unit volume-equivalent radius and the best yaw (Chamfer in those units). "
-              "normals: normal consistency with the true surface (1 = same everywhere). off-part: share of the "
-              "surface area outside the largest connected piece. 3D fit: the world primitive whose template fits "
-              "the solid best in 3D (no 2D classifier). fronts: front features found by the multi-face test (1 = right, ≥2 = Janus)."]
-    return "\n".join(lines) + "\n"
-
-
-def write_contact_sheet(path: Path, views: list[torch.Tensor], pad: int = 2) -> None:
-    """One row per run, K views each, white gutters."""
-    sheet = contact_sheet([row.permute(0, 2, 3, 1) for row in views], pad=pad).numpy()
-    save_png(path, (sheet.clip(0, 1) * 255).round().astype(np.uint8))
-
-
 def run(cfg: EvaluateConfig) -> None:
     from ..judge.model import ShapeColorClassifier
 
@@ -399,11 +322,11 @@ def _evaluate(cfg: EvaluateConfig, prompts: list[str], runs: list[Path], judge, 
     write_json_atomic(cfg.out / "results.json", {"summary": summary, "runs": rows})
     write_text_atomic(cfg.out / "results.md", markdown(rows, summary, scorer is not None))
     write_contact_sheet(cfg.out / "contact_sheet.png", sheet)
-    parts = [f"classifier both {_fmt(summary['classifier_both'], True)}"]
+    parts = [f"classifier both {fmt(summary['classifier_both'], True)}"]
     if scorer is not None:
-        parts.append(f"CLIP R@1 {_fmt(summary['clip_r_precision'], True)}")
+        parts.append(f"CLIP R@1 {fmt(summary['clip_r_precision'], True)}")
     if summary["iou"] is not None:
         parts.append(f"IoU {summary['iou']:.3f}, Chamfer {summary['chamfer']:.3f}")
     if summary["multi_face_rate"] is not None:
-        parts.append(f"multi-face {_fmt(summary['multi_face_rate'], True)} of {summary['front_runs']}")
+        parts.append(f"multi-face {fmt(summary['multi_face_rate'], True)} of {summary['front_runs']}")
     info(f"{len(rows)} runs: " + ", ".join(parts) + f"; results in {cfg.out / 'results.md'}")

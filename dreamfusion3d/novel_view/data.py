@@ -152,3 +152,11 @@ def pair_indices(step: int, seed: int, global_batch: int, num_objects: int, num_
     src = torch.randint(num_views, (global_batch,), generator=g)
     tgt = (src + torch.randint(1, num_views, (global_batch,), generator=g)) % num_views
     return obj[rank::world_size], src[rank::world_size], tgt[rank::world_size]
+
+
+def pair_batch(views: ViewSet, obj: Tensor, src: Tensor, tgt: Tensor, device: torch.device
+               ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(source [B,3,H,W], target [B,3,H,W] in [-1,1], src_sph [B,3], tgt_sph [B,3])."""
+    source = views.images[obj, src].to(device).float() * 2 - 1
+    target = views.images[obj, tgt].to(device).float() * 2 - 1
+    return source, target, views.spherical[obj, src].to(device), views.spherical[obj, tgt].to(device)

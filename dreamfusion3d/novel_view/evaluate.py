@@ -31,7 +31,7 @@ from .data import ViewSet, load_view_set, resize
 from .model import NovelViewModel
 from .pose import angular_distance_deg
 from .sampling import GUIDANCE_SCALE, INPUT_WEIGHT, generation_order, sample_views
-from .train import save_grid
+from .preview import save_grid
 
 DEFAULT_MESHES = Path(__file__).resolve().parents[3] / "shared" / "data" / "meshes"
 PSNR_CAP = 100.0  # identical images have infinite PSNR; JSON needs a number

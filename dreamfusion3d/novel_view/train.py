@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
-import os
 import signal
 import sys
 import time
@@ -30,15 +28,14 @@ from torch import Tensor
 from ..diffusion.training import LossLog, StopRequest, check_resume, ema_decay, ema_update, frozen_copy, warmup_cosine_lr
 from ..utils.checkpoint import load_checkpoint, save_checkpoint
 from ..utils.config import save_config
-from ..utils.device import resolve_device
 from ..utils.errors import UserError
-from ..utils.images import contact_sheet, save_png, to_uint8
 from ..utils.logging import info, progress
 from ..utils.outdir import check_output_folder, has_checkpoint, output_folder
 from ..utils.validate import check_model_folder
-from .data import ViewSet, load_view_set, object_fraction, pair_indices, step_seed, world_dataset_api
+from .data import ViewSet, load_view_set, object_fraction, pair_batch, pair_indices, step_seed, world_dataset_api
+from .distributed import report_rank_sync, setup_distributed
 from .model import CameraPrior, NovelViewArchitecture, NovelViewModel, drop_condition
-from .sampling import sample_views
+from .preview import preview as preview_grid
 
 
 @dataclass
@@ -102,14 +99,6 @@ def _lr_at(cfg: TrainNovelViewConfig, step: int, time_frac: float = 0.0) -> floa
                             constant=cfg.lr_schedule == "constant")
 
 
-def pair_batch(views: ViewSet, obj: Tensor, src: Tensor, tgt: Tensor, device: torch.device
-               ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(source [B,3,H,W], target [B,3,H,W] in [-1,1], src_sph [B,3], tgt_sph [B,3])."""
-    source = views.images[obj, src].to(device).float() * 2 - 1
-    target = views.images[obj, tgt].to(device).float() * 2 - 1
-    return source, target, views.spherical[obj, src].to(device), views.spherical[obj, tgt].to(device)
-
-
 def draw_noise(gen: torch.Generator, global_batch: int, shape: tuple[int, ...], num_timesteps: int,
                cond_dropout: float, rank: int = 0, world_size: int = 1) -> tuple[Tensor, Tensor, Tensor]:
     """(t [B], noise [B,3,H,W], drop [B]) for the whole global batch, then this rank's rows: the
@@ -137,53 +126,6 @@ def diffusion_loss(model: torch.nn.Module, core: NovelViewModel, source: Tensor,
     else:
         goal = noise
     return F.mse_loss(model(x_t, t, cond, pose), goal)
-
-
-def save_grid(rows: list[Tensor], path: Path, scale: int = 2) -> None:
-    """Save images ``[N, 3, H, W]`` in [0, 1] (one tensor per column) as a PNG grid, 1 px gaps."""
-    cols = torch.stack(rows, 1)  # [N, C, 3, H, W]
-    sheet = contact_sheet([obj.permute(0, 2, 3, 1) for obj in cols], pad=1)
-    save_png(path, to_uint8(sheet.repeat_interleave(scale, 0).repeat_interleave(scale, 1)))
-
-
-def _preview(ema: NovelViewModel, views: ViewSet, cfg: TrainNovelViewConfig, path: Path, device) -> None:
-    n = min(6, views.num_objects)
-    obj = torch.arange(n)
-    src = torch.zeros(n, dtype=torch.long)
-    tgt = (torch.arange(n) * 3 + views.num_views // 2) % views.num_views
-    tgt = torch.where(tgt == 0, torch.ones_like(tgt), tgt)
-    source, target, s_sph, t_sph = pair_batch(views, obj, src, tgt, device)
-    gen = torch.Generator().manual_seed(1234)
-    sample = sample_views(ema, (source + 1) / 2, s_sph, t_sph[:, None], steps=cfg.sample_steps,
-                          guidance_scale=2.0, stochastic=False, generator=gen)[:, 0]
-    save_grid([(source.cpu() + 1) / 2, sample.cpu(), (target.cpu() + 1) / 2], path)
-
-
-@torch.no_grad()
-def _report_rank_sync(model: NovelViewModel, out: Path, rank: int, world: int, device: torch.device) -> None:
-    """Gather every rank's parameter fingerprint; rank 0 writes them to ``out/ddp_sync.json``."""
-    flat = torch.cat([p.detach().double().flatten() for p in model.unet.parameters()])
-    probe = torch.linspace(-1.0, 1.0, flat.numel(), dtype=torch.float64, device=flat.device)
-    mine = torch.stack([flat.sum(), (flat * flat).sum(), (flat * probe).sum()]).to(device)
-    gathered = [torch.zeros_like(mine) for _ in range(world)]
-    dist.all_gather(gathered, mine)
-    if rank == 0:
-        rows = [g.cpu().tolist() for g in gathered]
-        spread = max(max(abs(a - b) for a, b in zip(r, rows[0])) for r in rows)
-        (out / "ddp_sync.json").write_text(json.dumps({"fingerprints": rows, "max_abs_diff": spread}))
-        info(f"{world} ranks hold identical parameters (max fingerprint difference {spread:.3g})")
-
-
-def _setup_distributed(cfg: TrainNovelViewConfig) -> tuple[int, int, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    device = resolve_device(cfg.device)
-    if world > 1:
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return rank, world, device
 
 
 def _camera_prior(views: ViewSet) -> CameraPrior:
@@ -220,7 +162,7 @@ def run(cfg: TrainNovelViewConfig) -> None:
         raise UserError(f"--cond-dropout must be in [0, 1), got {cfg.cond_dropout}")
     if cfg.batch_size < 1 or cfg.steps < 0:
         raise UserError("--batch-size must be >= 1 and --steps >= 0")
-    rank, world, device = _setup_distributed(cfg)
+    rank, world, device = setup_distributed(cfg.device)
     if cfg.batch_size % world:
         raise UserError(f"--batch-size {cfg.batch_size} is not divisible by the {world} ranks")
     ok = False
@@ -339,7 +281,7 @@ def _train(cfg: TrainNovelViewConfig, rank: int, world: int, device: torch.devic
                 log.write({"step": step, "loss": round(loss_val, 5), "lr": lr, "img_per_s": round(ips, 1),
                            "time": round(time.time(), 1)})
                 if preview is not None and cfg.sample_every and step % cfg.sample_every == 0:
-                    _preview(ema, preview, cfg, cfg.out / "samples" / f"step_{step:06d}.png", device)
+                    preview_grid(ema, preview, cfg.sample_steps, cfg.out / "samples" / f"step_{step:06d}.png", device)
                 if time.time() - last_ckpt > 60 * cfg.checkpoint_minutes:
                     checkpoint()
                     last_ckpt = time.time()
@@ -353,7 +295,7 @@ def _train(cfg: TrainNovelViewConfig, rank: int, world: int, device: torch.devic
         bar.close()
         stop.__exit__()
     if world > 1:
-        _report_rank_sync(model, cfg.out, rank, world, device)
+        report_rank_sync(model, cfg.out, rank, world, device)
     checkpoint()
     if not main:
         return
@@ -362,7 +304,7 @@ def _train(cfg: TrainNovelViewConfig, rank: int, world: int, device: torch.devic
         info(f"interrupted at step {step}: continue with --resume")
         raise KeyboardInterrupt
     if preview is not None:
-        _preview(ema, preview, cfg, cfg.out / "samples" / f"step_{step:06d}.png", device)
+        preview_grid(ema, preview, cfg.sample_steps, cfg.out / "samples" / f"step_{step:06d}.png", device)
     meta = {"steps": step, "batch_size": cfg.batch_size, "data": str(cfg.data), "final_loss_ema": loss_avg,
             "training_config": "configs/novel_view.yaml", "command": " ".join(["dreamfusion3d"] + sys.argv[1:])}
     ema.save_pretrained(cfg.out / "model", fp16=False, info=meta)

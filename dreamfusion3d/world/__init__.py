@@ -5,7 +5,8 @@ from .captions import caption
 from .dataset import MakeDatasetConfig, MultiViewData, list_objects, load_nerf_synthetic, write_dataset
 from .mesh import MeshAsset, load_mesh_asset, render_mesh
 from .render import render_scene
-from .scene import ALL_SHAPES, COLORS, COMPOSITIONS, FRONT_SHAPES, SHAPES, Part, Scene, primitive_scene, random_scene
+from .recipes import primitive_scene, random_scene
+from .scene import ALL_SHAPES, COLORS, COMPOSITIONS, FRONT_SHAPES, SHAPES, Part, Scene
 
 __all__ = [
     "ALL_SHAPES", "COLORS", "COMPOSITIONS", "FRONT_SHAPES", "SHAPES", "Part", "Scene",

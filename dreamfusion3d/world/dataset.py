@@ -36,7 +36,7 @@ from .captions import all_captions, caption
 from ..utils.images import save_png, straight_rgba
 from .mesh import load_mesh_asset, render_mesh
 from .render import render_scene
-from .scene import random_scene
+from .recipes import random_scene
 
 VIEW_SPLITS = ("train", "val", "test")
 

@@ -18,7 +18,8 @@ from .captions import PARA_COLORS, PARA_SHAPES, PARA_SIZES, caption, vocabulary
 from ..utils.images import contact_sheet, save_png, save_video, to_uint8
 from .mesh import load_mesh_asset, render_mesh
 from .render import render_scene
-from .scene import ALL_SHAPES, COLORS, COMPOSITIONS, SHAPES, Scene, primitive_scene
+from .recipes import primitive_scene
+from .scene import ALL_SHAPES, COLORS, COMPOSITIONS, SHAPES, Scene
 
 
 @dataclass
