@@ -4,7 +4,7 @@ Each subcommand is a dataclass config (its docstring and field docstrings become
 plus a ``run(config)`` function. The registry below imports them lazily so that
 ``dreamfusion3d --help`` answers instantly. Global flags, accepted anywhere on the line:
 
-* ``--config NAME|PATH`` loads a YAML preset (``configs/NAME.yaml``); flags override it.
+* ``--config NAME|PATH`` loads a YAML preset (``NAME.yaml`` from ``./configs`` or the package's ``presets/``); flags override it.
 * ``--quiet`` silences stage lines and progress bars.
 * ``--debug`` shows the Python traceback of an error instead of one line.
 """
