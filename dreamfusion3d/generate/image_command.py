@@ -15,7 +15,7 @@ import torch
 
 from ..guidance import load_prior
 from ..guidance.config import IMAGE_KINDS
-from ..utils.config import load_preset, save_config
+from ..utils.config import resumed_config, save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
 from ..utils.logging import info
@@ -62,12 +62,7 @@ def run(cfg: ImageTo3DConfig) -> None:
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     if cfg.resume is not None:
-        # a resumed run continues with the configuration (and the images) it was started with
-        if not (cfg.resume / "config.yaml").is_file():
-            raise UserError(f"--resume {cfg.resume}: no config.yaml there, so it is not an image-to-3d run")
-        resume = cfg.resume
-        cfg = load_preset(ImageTo3DConfig, str(resume / "config.yaml"), command=COMMAND)
-        cfg.resume, cfg.out = resume, resume
+        cfg = resumed_config(ImageTo3DConfig, cfg.resume, COMMAND, "an image-to-3d run")  # with the images it was started with
     _check_config(cfg)
     device = resolve_device(cfg.device, prior_kind=cfg.prior.kind)  # checked before anything is written
     inputs = read_inputs(cfg)

@@ -24,7 +24,7 @@ from ..guidance import PromptProcessor, load_prior
 from ..representations import build_representation, load_weights, representation_class
 from ..representations.registry import write_representation
 from ..utils.checkpoint import load_checkpoint, write_checkpoint
-from ..utils.config import load_preset, save_config
+from ..utils.config import resumed_config, save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
 from ..utils.io import current_folder, link_folder, staged_folder, write_json_atomic
@@ -253,12 +253,7 @@ def run(cfg: GenerateConfig) -> None:
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     if cfg.resume is not None:
-        # A resumed run continues with the configuration it was started with.
-        if not (cfg.resume / "config.yaml").is_file():
-            raise UserError(f"--resume {cfg.resume}: no config.yaml there, so it is not a generate run")
-        resume = cfg.resume
-        cfg = load_preset(GenerateConfig, str(resume / "config.yaml"), command="generate")
-        cfg.resume, cfg.out = resume, resume
+        cfg = resumed_config(GenerateConfig, cfg.resume, "generate", "a generate run")
         validate_config("generate", cfg)
     prompts = validate_generate(cfg)  # everything is checked before anything is written
     representation_class(cfg.geometry)  # an unknown --geometry is an error before anything is written

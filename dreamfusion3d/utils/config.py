@@ -135,6 +135,16 @@ def load_preset(cls: type[C], name_or_path: str, command: str | None = None) -> 
     return from_dict(cls, data, where=str(path))
 
 
+def resumed_config(cls: type[C], resume: Path, command: str, what: str) -> C:
+    """The configuration a run folder was started with (``--resume`` continues with it, writing
+    into the same folder). ``what``: "a generate run", say."""
+    if not (resume / "config.yaml").is_file():
+        raise UserError(f"--resume {resume}: no config.yaml there, so it is not {what}")
+    cfg = load_preset(cls, str(resume / "config.yaml"), command=command)
+    cfg.resume, cfg.out = resume, resume
+    return cfg
+
+
 def save_config(config: Any, path: str | Path, command: str | None = None) -> None:
     """Write the fully resolved config as YAML (atomically); it can be passed back as ``--config``."""
     data = to_dict(config)
