@@ -192,10 +192,10 @@ def evaluate_run(run: Path, prompt: str, target: Target | None, judge,
                  cfg: EvaluateConfig) -> tuple[dict, torch.Tensor]:
     """Per-run figures and the K views ``[K, 3, H, W]`` (2× the judged size, for the contact sheet)."""
     from ..representations import is_checkpoint, load_representation
-    from .views import judge_images, render_views
+    from ..judge.views import judge_images, render_judged_views
 
     renderer, extra = load_representation(run, device=cfg.device)
-    views = render_views(renderer, cfg.views, cfg.seed, cfg.view_resolution, device=cfg.device).cpu()
+    views = render_judged_views(renderer, cfg.views, cfg.seed, cfg.view_resolution, device=cfg.device).cpu()
     small = judge_images(views, cfg.view_resolution)
     row: dict = {"prompt": prompt, "run": str(run), "step": extra.get("step"), "notes": [],
                  "target": None if target is None else {"shape": target.shape, "color": target.color,

@@ -11,7 +11,7 @@ from ..cameras import CameraSamplerConfig, sample_cameras
 
 
 @torch.no_grad()
-def render_views(renderer, num_views: int = 8, seed: int = 0, resolution: int = 32, supersample: int = 2,
+def render_judged_views(renderer, num_views: int = 8, seed: int = 0, resolution: int = 32, supersample: int = 2,
                  device: str | torch.device = "cpu") -> Tensor:  # [K, 3, res*supersample, res*supersample]
     """``num_views`` renders at ``resolution * supersample`` px in [0, 1]; average-pool by
     ``supersample`` for the judge (:func:`judge_images`), keep them for contact sheets."""
