@@ -50,10 +50,11 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class StopRequest:
-    """While active (``with StopRequest() as stop:``), Ctrl-C (and the other ``signals``) only sets
-    ``stop.requested``: the loop finishes its step, checkpoints and leaves. With
-    ``second_raises``, a second Ctrl-C raises KeyboardInterrupt at once. Handlers are installed
-    only in the main thread (elsewhere the flag just stays False) and restored on exit."""
+    """While active (``with StopRequest() as stop:``, or between :meth:`install` and
+    :meth:`restore`), Ctrl-C (and the other ``signals``) only sets ``stop.requested``: the loop
+    finishes its step, checkpoints and leaves. With ``second_raises``, a second Ctrl-C raises
+    KeyboardInterrupt at once. Handlers are installed only in the main thread (elsewhere the flag
+    just stays False) and restored on exit."""
 
     def __init__(self, signals: tuple[int, ...] = (signal.SIGINT,), second_raises: bool = False):
         self.signals, self.second_raises = signals, second_raises
@@ -65,15 +66,21 @@ class StopRequest:
             raise KeyboardInterrupt
         self.requested = True
 
-    def __enter__(self) -> "StopRequest":
+    def install(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._handle) for sig in self.signals}
         return self
 
-    def __exit__(self, *exc) -> None:
+    def restore(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}
+
+    def __enter__(self) -> "StopRequest":
+        return self.install()
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
 
 
 def check_resume(latest: Path, resume: bool) -> None:

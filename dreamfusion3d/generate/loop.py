@@ -21,9 +21,8 @@ from torch import Tensor
 from ..cameras import sample_cameras
 from ..diffusion.training import StopRequest
 from ..guidance import PromptProcessor, load_prior
-from ..representations import build_representation, load_weights, representation_class
-from ..representations.registry import write_representation
-from ..utils.checkpoint import load_checkpoint, write_checkpoint
+from ..representations import build_representation, load_weights, representation_class, save_representation
+from ..utils.checkpoint import load_checkpoint, save_checkpoint
 from ..utils.config import resumed_config, save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
@@ -106,10 +105,10 @@ class Generation:
         in a sibling folder and swapped in, so a kill at any moment leaves one complete checkpoint."""
         folder = self.out / "checkpoints" / name
         with staged_folder(folder) as staging:
-            write_representation(staging, self.representation, {"prompt": self.prompt, "step": self.step})
-            write_checkpoint(staging / "trainer", {}, self.optimizer, {"run": self.generator},
-                             {"step": self.step, "prompt": self.prompt, "history": self.history},
-                             global_rng=self.device)  # CPU + CUDA RNG (nerfacc's CUDA sampler draws from it)
+            save_representation(staging, self.representation, {"prompt": self.prompt, "step": self.step}, staged=False)
+            save_checkpoint(staging / "trainer", {}, self.optimizer, {"run": self.generator},
+                            {"step": self.step, "prompt": self.prompt, "history": self.history},
+                            global_rng=self.device, staged=False)  # CPU + CUDA RNG (nerfacc's CUDA sampler draws from it)
         return folder
 
     def resume_latest(self) -> None:
@@ -199,7 +198,7 @@ class Generation:
     # ------------------------------------------------------------------ the run
     def run(self) -> dict:
         cfg = self.cfg
-        stop = StopRequest().__enter__()  # Ctrl-C: finish the step, checkpoint, leave
+        stop = StopRequest().install()  # Ctrl-C: finish the step, checkpoint, leave
         t_start = time.time()
         bar = progress(total=cfg.steps, initial=self.step, desc=f"generate: {self.prompt[:40]}", unit="step")
         try:
@@ -217,7 +216,7 @@ class Generation:
                     self.save("latest")
         finally:
             bar.close()
-            stop.__exit__()
+            stop.restore()
         train_time = time.time() - t_start
         if stop.requested:
             self.save("latest")

@@ -246,7 +246,7 @@ def _train(cfg: TrainNovelViewConfig, rank: int, world: int, device: torch.devic
 
     # Ctrl-C: finish the step, then checkpoint and leave; twice = leave now. torchrun answers
     # Ctrl-C by sending SIGTERM to its workers: treat both alike
-    stop = StopRequest((signal.SIGINT, signal.SIGTERM), second_raises=True).__enter__()
+    stop = StopRequest((signal.SIGINT, signal.SIGTERM), second_raises=True).install()
     log = LossLog(cfg.out / "log.jsonl")
     t_start = last_ckpt = time.time()
     bar = progress(total=cfg.steps, initial=step, desc="train-novel-view", unit="step", disable=not main)
@@ -293,7 +293,7 @@ def _train(cfg: TrainNovelViewConfig, rank: int, world: int, device: torch.devic
                 break
     finally:
         bar.close()
-        stop.__exit__()
+        stop.restore()
     if world > 1:
         report_rank_sync(model, cfg.out, rank, world, device)
     checkpoint()

@@ -47,16 +47,15 @@ def build_representation(kind: str, config: Any) -> Representation:
     return cls.from_sections({name: getattr(config, name) for name in cls.sections})
 
 
-def save_representation(folder: str | os.PathLike, rep: Representation, extra: dict[str, Any] | None = None) -> Path:
-    """Write the checkpoint folder atomically (a staged sibling folder swapped into place)."""
-    with staged_folder(folder) as tmp:
-        write_representation(tmp, rep, extra)
-    return Path(folder)
-
-
-def write_representation(folder: str | os.PathLike, rep: Representation, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model.safetensors`` and ``representation.json`` into ``folder`` (not staged)."""
+def save_representation(folder: str | os.PathLike, rep: Representation, extra: dict[str, Any] | None = None,
+                        staged: bool = True) -> Path:
+    """Write ``model.safetensors`` and ``representation.json``: into a staged sibling folder swapped
+    into place (``staged``), or straight into ``folder`` (a caller that stages a larger folder)."""
     folder = Path(folder)
+    if staged:
+        with staged_folder(folder) as tmp:
+            save_representation(tmp, rep, extra, staged=False)
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in rep.state_dict().items()}
     meta = {"format": FORMAT, "kind": rep.kind,

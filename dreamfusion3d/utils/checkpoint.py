@@ -73,26 +73,25 @@ def restore_global_rng_states(tensors: dict[str, torch.Tensor], device: torch.de
              "bit-identical to an uninterrupted one")
 
 
-def save_checkpoint(folder: str | os.PathLike, *args, **kwargs) -> Path:
-    """:func:`write_checkpoint` into a staged sibling folder that is then swapped in, so a killed
-    run keeps its previous checkpoint intact."""
-    with staged_folder(folder) as tmp:
-        write_checkpoint(tmp, *args, **kwargs)
-    return Path(folder)
-
-
-def write_checkpoint(
+def save_checkpoint(
     folder: str | os.PathLike,
     modules: dict[str, nn.Module],
     optimizer: torch.optim.Optimizer | None = None,
     generators: dict[str, torch.Generator] | None = None,
     state: dict[str, Any] | None = None,
     global_rng: torch.device | str | None = None,
+    staged: bool = True,
 ) -> Path:
-    """Write the checkpoint files into ``folder`` (use :func:`save_checkpoint`, or write into a
-    :func:`~dreamfusion3d.utils.io.staged_folder`); ``global_rng``: the run's device, whose
-    process-wide RNG states (CPU, and CUDA on a GPU) are saved too (None: not saved)."""
+    """Write the checkpoint folder; ``global_rng``: the run's device, whose process-wide RNG
+    states (CPU, and CUDA on a GPU) are saved too (None: not saved). ``staged``: written into a
+    sibling folder that is then swapped in (:func:`~dreamfusion3d.utils.io.staged_folder`), so a
+    killed run keeps its previous checkpoint; False: straight into ``folder`` (a caller that
+    stages a larger folder itself)."""
     folder = Path(folder)
+    if staged:
+        with staged_folder(folder) as tmp:
+            save_checkpoint(tmp, modules, optimizer, generators, state, global_rng, staged=False)
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     for name, module in modules.items():
