@@ -75,3 +75,22 @@ def test_presets_load(name):
 def test_preset_for_another_command_is_refused(capsys):
     assert main(["train-prior", "--config", "sd"]) == 2
     assert "is for `generate`" in capsys.readouterr().err
+
+
+def test_presets_ship_in_the_package_and_configs_links_to_them():
+    from dreamfusion3d.utils.config import presets_dir
+
+    shipped = presets_dir()
+    assert shipped.parent.name == "dreamfusion3d" and (shipped / "sd.yaml").is_file()
+    assert CONFIGS.resolve() == shipped.resolve()  # the checkout's configs/ is the same folder
+
+
+def test_a_configs_folder_in_the_working_folder_comes_first(tmp_path, monkeypatch):
+    from dreamfusion3d.utils.config import resolve_preset
+
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "sd.yaml").write_text("command: generate\nsteps: 7\n")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_preset("sd").resolve() == (tmp_path / "configs" / "sd.yaml").resolve()
+    assert load_preset(GenerateConfig, "sd", command="generate").steps == 7
+    assert resolve_preset("if").resolve().parent.name == "presets"  # not edited here: the shipped one
