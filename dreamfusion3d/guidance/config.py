@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
+
+import tyro
 
 from ..utils.errors import UserError
-from .registry import IMAGE_KINDS, PRIORS, default_guidance_scale
+from .registry import IMAGE_KINDS, PRIORS, default_guidance_scale, help_text
 
 PriorKind = Literal[tuple(PRIORS)]  # type: ignore[valid-type]  # the registry's kinds, in its order
 
@@ -15,14 +17,11 @@ PriorKind = Literal[tuple(PRIORS)]  # type: ignore[valid-type]  # the registry's
 class PriorConfig:
     """Which frozen diffusion model scores the renders, and how (score distillation)."""
 
-    kind: PriorKind = "bundled"
-    """bundled: the small pixel model shipped with the package (offline, CPU-friendly); stable-diffusion: any diffusers Stable Diffusion checkpoint (latent space); deepfloyd-if: DeepFloyd IF stage I (64 px pixel space, T5 text encoder); exact: the closed-form prior of a folder of images (for demos and tests); novel_view: the shipped 3DiM-style novel-view model (image + relative camera, 32 px); zero123: Zero-1-to-3-family weights in the diffusers Zero1to3 layout (vae, image_encoder, unet, cc_projection, scheduler)."""
-    model: str | None = None
-    """Hub id or local folder. Default per kind: bundled = the shipped folder, stable-diffusion = stabilityai/stable-diffusion-2-1-base, deepfloyd-if = DeepFloyd/IF-I-XL-v1.0, exact = required (folder of PNGs + optional captions.json), novel_view = the shipped folder, zero123 = kxic/zero123-xl."""
+    kind: Annotated[PriorKind, tyro.conf.arg(help=help_text("kind"))] = "bundled"
+    model: Annotated[str | None, tyro.conf.arg(help=help_text("model"))] = None
     text_encoder: str | None = None
     """bundled only: sentence-encoder folder or hub id (default: the one the model was trained with)."""
-    guidance_scale: float | None = None
-    """Classifier-free guidance scale s (default per kind: SD 100, IF 20, bundled 20, exact 7.5; on the image for novel_view 3, zero123 3)."""
+    guidance_scale: Annotated[float | None, tyro.conf.arg(help=help_text("guidance_scale"))] = None
     t_min: float = 0.02
     """Smallest diffusion time, as a fraction of the scheduler's training timesteps."""
     t_max: float = 0.98

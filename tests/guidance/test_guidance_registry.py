@@ -63,3 +63,12 @@ def test_sample_has_one_guidance_scale_option(capsys):
         main(["sample", "--help"])
     out = capsys.readouterr().out
     assert "--guidance-scale" in out and "--prior.guidance-scale" not in out
+
+
+def test_help_is_written_from_the_registry(capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    out = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    for kind, spec in PRIORS.items():
+        assert f"{kind} {spec.guidance_scale:g}" in out
+        assert f"{kind} = {spec.model or spec.model_note}" in out
