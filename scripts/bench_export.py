@@ -1,17 +1,19 @@
-"""Time the texture bake of `export` (UV atlas, rasterisation, colour queries, gutter dilation)
-and check its GLB with the Khronos validator.
+"""Time `export`: marching cubes + cleaning, then the texture bake (UV atlas, rasterisation,
+colour queries, gutter dilation), and check its GLB with the Khronos validator.
 
 Not a test (timings on a shared CPU are noise for a test); run it by hand:
     python scripts/bench_export.py RUN_OR_CHECKPOINT [--threads 2] [--texture-size 1024] [--decimate-to 50000]
     python scripts/bench_export.py --world-shape cube    # a world object instead of a NeRF run
-Prints the mesh size, wall and CPU seconds of each bake stage, the texture coverage and the
-validator's errors / warnings / hints for the textured GLB.
+Prints the mesh size, wall and CPU seconds of the extraction and of each bake stage, the
+texture coverage and the validator's errors / warnings / hints for the textured GLB.
+``--json PATH`` writes the seconds by stage (scripts/bench_compare.sh reads them).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -45,9 +47,11 @@ def main() -> None:
     parser.add_argument("--decimate-to", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="also write mesh.glb/obj/ply here (e.g. to open in Blender)")
+    parser.add_argument("--json", type=Path, default=None, help="write the seconds by stage here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    sys.path.insert(0, str(REPO))
+    if not os.environ.get("PYTHONPATH"):  # else the package on PYTHONPATH (bench_compare.sh: another revision's)
+        sys.path.insert(0, str(REPO))
     from dreamfusion3d.export import extract_mesh
     from dreamfusion3d.export.command import ExportConfig, _run_source, _world_source
     from dreamfusion3d.export.texture import bake_texture
@@ -60,9 +64,12 @@ def main() -> None:
         field_fn, color_fn, field_type, _ = _world_source(cfg.world_shape, cfg.world_color, cfg.world_seed)
     else:
         field_fn, color_fn, field_type, _ = _run_source(cfg.source, "cpu")
+    seconds: dict = {}
+    wall = time.perf_counter()
     with torch.no_grad():
         mesh = extract_mesh(field_fn, resolution=args.resolution, color_fn=color_fn, field_type=field_type,
                             decimate_to=args.decimate_to)
+    seconds["extract (marching cubes + clean)"] = time.perf_counter() - wall
     print(f"mesh: {len(mesh.faces)} faces, {len(mesh.vertices)} vertices ({args.resolution}^3 grid"
           f"{', decimated' if args.decimate_to else ''}); {args.threads} threads, texture {args.texture_size}^2")
     for _ in range(args.repeats):
@@ -71,7 +78,13 @@ def main() -> None:
         textured = bake_texture(mesh, color_fn, args.texture_size, timings=timings)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         stages = ", ".join(f"{k} {v:.2f}" for k, v in timings.items())
+        if "bake" not in seconds or wall < seconds["bake"]:
+            seconds["bake"] = wall
+            seconds.update({f"  bake {k}": v for k, v in timings.items() if isinstance(v, (int, float))})
         print(f"bake: {wall:.2f} s wall, {cpu:.2f} s CPU ({stages}); {len(textured.vertices)} vertices after seams")
+    print(f"extract: {seconds['extract (marching cubes + clean)']:.2f} s wall")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"seconds": seconds}))
     image = np.asarray(textured.visual.material.baseColorTexture)
     with tempfile.TemporaryDirectory() as tmp:
         (glb,) = export_mesh(textured, Path(tmp) / "mesh.glb")

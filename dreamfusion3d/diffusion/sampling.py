@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..utils.errors import UserError
 
-SamplerKind = Literal["ddim", "ddpm", "dpmsolver"]
+SamplerKind = Literal["ddim", "ddpm", "dpmsolver", "unipc"]
 Prediction = Union[Tensor, "tuple[Tensor, Tensor]"]
 
 
@@ -29,16 +29,18 @@ def make_scheduler(config: Mapping[str, Any], kind: str = "ddim", epsilon: bool 
     """A sampling scheduler built from a (training) scheduler config. ``epsilon``: the network
     output is ε (``Prior.predict_noise``), so the prediction type is fixed to epsilon; DDPM then
     uses fixed variances (learned-variance channels, as DeepFloyd IF's, are dropped)."""
-    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
     extra: dict[str, Any] = {"prediction_type": "epsilon"} if epsilon else {}
     if kind == "ddim":
         return DDIMScheduler.from_config(config, **extra)
     if kind == "dpmsolver":
         return DPMSolverMultistepScheduler.from_config(config, **extra)
+    if kind == "unipc":
+        return UniPCMultistepScheduler.from_config(config, **extra)
     if kind == "ddpm":
         return DDPMScheduler.from_config(config, **extra, **({"variance_type": "fixed_small"} if epsilon else {}))
-    raise UserError(f"unknown sampler {kind!r} (choose from ddim, ddpm, dpmsolver)")
+    raise UserError(f"unknown sampler {kind!r} (choose from ddim, ddpm, dpmsolver, unipc)")
 
 
 @torch.no_grad()

@@ -19,6 +19,10 @@ Scaling: step time at each render resolution and each samples-per-ray setting
 (``renderer.num_steps``) as ratios to the preset's own setting, measured in the same run, so
 figures from noisy or different machines compare.
 
+``--profile`` adds an op-by-op torch.profiler table of the timed steps, forward and backward apart
+(:mod:`.profile`: profile.txt / profile.json / trace.json); ``--stages-only`` skips the scaling
+settings. ``scripts/bench_compare.sh REV`` runs this bench against a git revision side by side.
+
 The learning rates are set to zero so that every setting times the same field (the
 blob-initialised one, its occupancy grid after the first update: the state of a run's first
 steps); the occupancy refresh is timed once and reported amortised over its period.
@@ -79,6 +83,11 @@ class BenchConfig:
     """Torch device (default: the preset's)."""
     num_threads: int = 0
     """torch CPU threads (0: torch's default)."""
+    profile: bool = False
+    """Also profile --repeats steps op by op (torch.profiler, forward and backward): profile.txt
+    (ops by self time), profile.json (the same as rows) and trace.json (Chrome trace)."""
+    stages_only: bool = False
+    """Skip the FLOP count, matmul peak and scaling settings: only the preset's stage times."""
 
 
 class StageTimer:
@@ -95,11 +104,14 @@ class StageTimer:
     def wrap(self, obj, attr: str, stage: str) -> None:
         fn = getattr(obj, attr)
 
+        label = f"stage:{stage}"
+
         def timed(*args, **kwargs):
             self.sync()
             start = time.perf_counter()
             try:
-                return fn(*args, **kwargs)
+                with torch.profiler.record_function(label):
+                    return fn(*args, **kwargs)
             finally:
                 self.sync()
                 self.totals[stage] += time.perf_counter() - start
@@ -268,21 +280,28 @@ def _bench(cfg: BenchConfig) -> None:
          f"{cfg.shading} shading, {torch.get_num_threads()} threads")
     base = measure()
 
+    if cfg.profile:
+        from .profile import profile_steps
+
+        profile_steps(gen.train_step, cfg.repeats, cfg.out, device)
     step_flops = count_flops(gen.train_step)
     dtype = getattr(gen.prior, "dtype", torch.float32)
     peak = matmul_peak(cfg.matmul_size, dtype, device)
     achieved = step_flops / base["step"]
 
     resolution_rows = {}
-    for res in cfg.resolutions:
+    for res in (() if cfg.stages_only else cfg.resolutions):
         gcfg.resolution = res
         resolution_rows[str(res)] = base if res == base_res else measure()
     gcfg.resolution = base_res
     spr_rows = {}
-    for n in cfg.samples_per_ray:
+    for n in (() if cfg.stages_only else cfg.samples_per_ray):
         rcfg.num_steps = n
         spr_rows[str(n)] = base if n == base_spr else measure()
     rcfg.num_steps = base_spr
+
+    resolution_rows.setdefault(str(base_res), base)
+    spr_rows.setdefault(str(base_spr), base)
 
     def scaling(rows: dict, ref: dict) -> dict:
         return {k: {"step_s": r["step"], "ratio": r["step"] / ref["step"], "rays_per_s": r["rays_per_s"],

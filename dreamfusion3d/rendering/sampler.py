@@ -91,13 +91,11 @@ def march_cpu(
     num_dense = valid.sum()
     points = origins[:, None, :] + t_mid[..., None] * dirs[:, None, :]  # [R, S, 3]
     keep = valid & occupied(estimator.binaries[0], aabb, points) if use_occupancy else valid
-    # Pack the kept samples of each ray to the left (stable: order along the ray is preserved).
-    counts = keep.sum(1)  # [R]
-    width = max(int(counts.max().item()) if n_rays else 0, 1)
-    order = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :width]  # [R, K]
-    slot_used = torch.arange(width, device=origins.device)[None, :] < counts[:, None]  # [R, K]
-    ray_idx, slot = slot_used.nonzero(as_tuple=True)  # [M]
-    col = order[ray_idx, slot]
+    # Pack the kept samples of each ray to the left (order along the ray is preserved): row-major
+    # nonzero lists each ray's kept columns in order, and a running count gives their slots.
+    ray_idx, col = keep.nonzero(as_tuple=True)  # [M]
+    slot = (keep.cumsum(1, dtype=torch.int32) - 1)[ray_idx, col].long()
+    width = int(slot.max().item()) + 1 if slot.numel() else 1
     t = t_mid[ray_idx, col]
     return RaySamples(
         ray_indices=ray_idx,

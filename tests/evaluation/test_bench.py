@@ -36,3 +36,15 @@ def test_bench_bad_input(tmp_path, capsys):
     assert main(["bench", "--out", str(tmp_path / "b"), "--repeats", "0"]) == 2
     assert "--repeats" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_bench_profile_writes_op_tables(tmp_path, tiny_generate_preset, capsys):
+    out = tmp_path / "p"
+    assert main(["bench", "--generate-config", str(tiny_generate_preset), "--out", str(out), "--repeats", "1",
+                 "--warmup", "1", "--stages-only", "--profile", "--matmul-size", "64", "--quiet"]) == 0
+    p = json.loads((out / "profile.json").read_text())
+    assert p["phase_ms_per_step"]["forward"] > 0 and p["phase_ms_per_step"]["backward"] > 0
+    assert {"sampling", "field", "prior_unet", "optimizer"} <= set(p["stage_ms_per_step"])
+    assert p["ops"] and p["backward_nodes"] and (out / "profile.txt").is_file()
+    r = json.loads((out / "bench.json").read_text())
+    assert len(r["scaling_resolution"]) == 1 and len(r["scaling_samples_per_ray"]) == 1

@@ -40,6 +40,7 @@ def test_novel_view_cli_writes_views_and_gif(tiny_model, tmp_path):
     assert gif.shape[0] == 3
     record = json.loads((out / "views.json").read_text())
     assert record["targets"][1] == [180.0, 20.0, 3.0] and record["generation_order"] == [0, 2, 1]
+    assert record["sampler"] == "dpmsolver" and record["steps"] == 2
     assert (out / "config.yaml").is_file()
 
 
