@@ -195,9 +195,20 @@ class Prior:
         return S.timestep_bounds(self.num_train_timesteps, self.t_min, self.t_max, progress, self.t_anneal,
                                  self.t_max_end)
 
-    def sds_loss(
+    def sds_loss(self, images: Tensor, cond_emb: Condition, uncond_emb: Condition, **options: Any) -> SDSOutput:
+        """Score distillation on rendered ``images [B, 3, H, W]`` in [0, 1]: encode them to model
+        space, then :meth:`sds_loss_latents` (``options`` are its keyword arguments: ``t``,
+        ``noise``, ``guidance_scale``, ``weighting``, ``generator``, ``progress``, Perp-Neg's
+        ``negative_emb`` / ``negative_weights``)."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"sds_loss expects images [B, 3, H, W] in [0, 1], got shape {tuple(images.shape)} "
+                             "(renderer outputs [B, H, W, 3] need .permute(0, 3, 1, 2))")
+        z = self.encode_images(images, generator=options.get("generator"))
+        return self.sds_loss_latents(z, cond_emb, uncond_emb, **options)
+
+    def sds_loss_latents(
         self,
-        images: Tensor,  # [B, 3, H, W] in [0, 1]
+        z: Tensor,  # [B, C, h, w] model space, float32, differentiable
         cond_emb: Condition,  # [B or 1, ...] (tensor or dict of tensors)
         uncond_emb: Condition,  # [B or 1, ...]
         t: Tensor | None = None,
@@ -208,28 +219,6 @@ class Prior:
         progress: float | None = None,
         negative_emb: Tensor | None = None,  # [B, K, ...] Perp-Neg negatives
         negative_weights: Tensor | None = None,  # [B, K]
-    ) -> SDSOutput:
-        """Score distillation on rendered images; see :meth:`sds_loss_latents`."""
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"sds_loss expects images [B, 3, H, W] in [0, 1], got shape {tuple(images.shape)} "
-                             "(renderer outputs [B, H, W, 3] need .permute(0, 3, 1, 2))")
-        z = self.encode_images(images, generator=generator)
-        return self.sds_loss_latents(z, cond_emb, uncond_emb, t, noise, guidance_scale, weighting, generator,
-                                     progress, negative_emb, negative_weights)
-
-    def sds_loss_latents(
-        self,
-        z: Tensor,  # [B, C, h, w] model space, float32, differentiable
-        cond_emb: Condition,
-        uncond_emb: Condition,
-        t: Tensor | None = None,
-        noise: Tensor | None = None,
-        guidance_scale: float | None = None,
-        weighting: S.Weighting | None = None,
-        generator: torch.Generator | None = None,
-        progress: float | None = None,
-        negative_emb: Tensor | None = None,
-        negative_weights: Tensor | None = None,
     ) -> SDSOutput:
         """One SDS step in model space.
 
