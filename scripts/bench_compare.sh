@@ -80,8 +80,7 @@ print(f"{'figure':<34} {'tree':>10} {sha:>10} {'ratio':>7}")
 for k in keys:
     a, b = med["tree"][k], med["rev"][k]
     ratio = a / b if b else float("nan")
-    unit = "" if any(w in k for w in ("samples", "GFLOP", "fraction", "MB")) else " s"
-    print(f"{k:<34} {a:10.4g} {b:10.4g} {ratio:7.3f}{unit and ''}")
+    print(f"{k:<34} {a:10.4g} {b:10.4g} {ratio:7.3f}")
 json.dump({"rev": sha, "rounds": rounds, "median": med, "rows": rows}, open(tmp / "compare.json", "w"), indent=1)
 print(f"(seconds unless named; every round: {tmp / 'compare.json'}{'' if __import__('os').environ.get('KEEP') == '1' else ', removed at exit'})")
 PY

@@ -12,6 +12,7 @@ Written to the bench's folder: ``profile.txt`` (the tables), ``profile.json`` (t
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -62,8 +63,6 @@ def profile_steps(step_fn, steps: int, out: Path, device: torch.device, top: int
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    import time
-
     with profile(activities=activities, record_shapes=False) as prof:
         start = time.perf_counter()
         for _ in range(steps):
