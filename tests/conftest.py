@@ -18,6 +18,20 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_logging_state():
+    """Each test starts with the logger as a new process has it: ``main([... "--quiet" ...])`` in one
+    test must not silence the stage lines that a later test reads (the order-dependent failure of
+    tests/device/test_device_choice.py after the export and world tests)."""
+    from dreamfusion3d.utils.logging import clear_pending, set_quiet
+
+    set_quiet(False)
+    clear_pending()
+    yield
+    set_quiet(False)
+    clear_pending()
+
+
 @pytest.fixture
 def shared_meshes() -> Path:
     """The real test meshes in ../shared/data/meshes (skipped with a message when absent)."""
