@@ -11,6 +11,35 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def _staging_prefix(name: str) -> str:
+    """Temporary siblings of ``name`` carry the writer's PID, so that debris a killed writer left
+    (``kill -9`` between creating and renaming it) can be told apart from a live writer's."""
+    return f".{name}.stage-{os.getpid()}-"
+
+
+def sweep_stale_staging(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary siblings of ``folder`` (from :func:`atomic_path` / :func:`staged_folder`)
+    whose writing process is gone; a live process's are kept. Returns what was removed."""
+    from .lock import pid_alive
+
+    folder = Path(folder)
+    removed = []
+    for path in folder.parent.glob(f".{glob_escape(folder.name)}.stage-*-*"):
+        pid = path.name[len(folder.name) + len(".") + len(".stage-"):].split("-", 1)[0]
+        if not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed over ``path``.
@@ -20,7 +49,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    sweep_stale_staging(path)
+    fd, tmp = tempfile.mkstemp(prefix=_staging_prefix(path.name), suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -63,10 +93,12 @@ def current_folder(folder: str | os.PathLike) -> Path:
 @contextmanager
 def staged_folder(folder: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty hidden sibling of ``folder`` to write into; when the block succeeds it is
-    swapped in (:func:`replace_folder`), when it fails it is removed and ``folder`` is untouched."""
+    swapped in (:func:`replace_folder`), when it fails it is removed and ``folder`` is untouched.
+    Siblings left by a killed writer are swept first (:func:`sweep_stale_staging`)."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    sweep_stale_staging(folder)
+    tmp = Path(tempfile.mkdtemp(prefix=_staging_prefix(folder.name), dir=folder.parent))
     try:
         yield tmp
         replace_folder(tmp, folder)

@@ -21,7 +21,8 @@ def lock_path(folder: str | os.PathLike) -> Path:
     return folder.parent / f".{folder.name}.lock"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists (on this machine)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -60,7 +61,7 @@ class FolderLock:
                 break
             os.close(fd)
         previous = _read_pid(fd)
-        if previous and previous != os.getpid() and not _pid_alive(previous):
+        if previous and previous != os.getpid() and not pid_alive(previous):
             self.stale_owner = previous
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
