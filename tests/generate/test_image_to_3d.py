@@ -40,9 +40,11 @@ def _object_png(path, size=(40, 40), dtype=np.uint8, channels=4):
     return path
 
 
-def tiny_args(model, image, out, steps=6):
+def tiny_args(model, image, out, steps=6, text_prior=None):
+    """A tiny image-to-3d command line; ``text_prior``: the text prior's folder for --prompt runs."""
+    extra = [] if text_prior is None else ["--text-prior.model", str(text_prior)]
     return [
-        "image-to-3d", "--image", str(image), "--out", str(out), "--prior.model", str(model),
+        "image-to-3d", "--image", str(image), "--out", str(out), "--prior.model", str(model), *extra,
         "--steps", str(steps), "--batch-size", "1", "--resolution", "16", "--seed", "3",
         "--reference.resolution", "16",
         "--field.kind", "dense", "--field.dense-resolution", "24", "--field.dense-features", "4",
@@ -99,11 +101,37 @@ def test_16_bit_grey_and_rgba_inputs_are_read_like_novel_view_reads_them(tmp_pat
     assert torch.allclose(rgb8[0], rgb8[1]) and float(a8.sum()) > 10  # grey → 3 equal channels, object found
 
 
-def test_a_text_prior_and_a_prompt_are_refused(tiny_nv_model, tmp_path, capsys):
+def test_a_text_prior_as_the_image_prior_is_refused(tiny_nv_model, tmp_path, capsys):
     img = _object_png(tmp_path / "in.png")
     assert main(["image-to-3d", "--image", str(img), "--out", str(tmp_path / "o"), "--prior.kind", "bundled"]) == 2
     assert "image-conditioned prior" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+# --prompt (joint text + image guidance): bad values, each one line, exit 2, nothing written.
+# A new case is one line: (id, extra arguments, words of the message); {tmp} is the test's folder.
+BAD_PROMPT = [
+    ("prompt-empty", ["--prompt", ""], "the prompt is empty"),
+    ("prompt-whitespace", ["--prompt", " \t "], "the prompt is empty"),
+    ("text-prior-image-kind", ["--prompt", "a red cube", "--text-prior.kind", "novel_view"],
+     "--text-prior.kind must be a text prior"),
+    ("text-prior-t-range", ["--prompt", "a red cube", "--text-prior.t-min", "0.9", "--text-prior.t-max", "0.1"],
+     "--text-prior.t-min (0.9) must be below"),
+    ("text-prior-t-max-2", ["--prompt", "a red cube", "--text-prior.t-max", "2"], "--text-prior.t-max must lie in"),
+    ("text-prior-missing", ["--prompt", "a red cube", "--text-prior.model", "{tmp}/no-such-prior"], "no-such-prior"),
+    ("text-weight-nan", ["--prompt", "a red cube", "--text-prior.weight.start", "nan"], "must be a finite number"),
+]
+
+
+@pytest.mark.parametrize("extra, words", [pytest.param(a, w, id=i) for i, a, w in BAD_PROMPT])
+def test_bad_prompt_is_one_line_exit_2_and_nothing_is_written(tiny_nv_model, tiny_prior, tmp_path, capsys,
+                                                               extra, words):
+    out = tmp_path / "out"
+    args = tiny_args(tiny_nv_model, _object_png(tmp_path / "in.png"), out, text_prior=tiny_prior)
+    assert main(args + [a.format(tmp=tmp_path) for a in extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dreamfusion3d: error: ") and words in err[0], err
+    assert not out.exists()
 
 
 @pytest.mark.slow
