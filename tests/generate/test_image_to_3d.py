@@ -192,3 +192,118 @@ def test_presets_load_and_the_default_preset_is_the_default_config():
     assert to_dict(default) == to_dict(ImageTo3DConfig())
     zero123 = load_preset(ImageTo3DConfig, "zero123", command="image-to-3d")
     assert zero123.prior.kind == "zero123" and zero123.prior.vae_resolution == 256
+
+
+# ---- --prompt: joint text + image guidance ------------------------------------------------------
+
+def _generation(tiny_nv_model, tiny_prior, tmp_path, prompt=None, **kw):
+    """An ImageGeneration built from the tiny command line (no folder is written)."""
+    from dreamfusion3d.cli import _parse
+    from dreamfusion3d.generate.image import ImageGeneration, ImageTo3DConfig
+    from dreamfusion3d.generate.image_command import read_inputs
+
+    args = tiny_args(tiny_nv_model, _object_png(tmp_path / "in.png"), tmp_path / "o", text_prior=tiny_prior, **kw)
+    args = [a for a in args[1:] if a != "--quiet"] + ([] if prompt is None else ["--prompt", prompt])
+    cfg = _parse("image-to-3d", ImageTo3DConfig, args, None)
+    (name, pixels), = read_inputs(cfg)
+    return ImageGeneration(cfg, f"image:{name}", pixels, cfg.out)
+
+
+def test_joint_loss_is_image_sds_plus_weighted_text_sds_on_the_same_render(tiny_nv_model, tiny_prior, tmp_path):
+    """joint_sds_loss against the two terms computed on their own, the text one written out from the
+    prior's noise predictions (classifier-free guidance, w(t) = 1 − ᾱ_t, ½ Σ g² / B), same t and noise."""
+    from dreamfusion3d.cameras import orbit_cameras
+    from dreamfusion3d.generate.joint import joint_sds_loss
+    from dreamfusion3d.guidance import view_prompt
+
+    gen = _generation(tiny_nv_model, tiny_prior, tmp_path, prompt="a red cube")
+    az, el = torch.tensor([10.0, 120.0, -170.0]), torch.tensor([20.0, 5.0, 30.0])  # front, side, back
+    cams = orbit_cameras(az.tolist(), el.tolist(), 3.0, 40.0, 16)
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    t = torch.tensor([50, 400, 900])
+    noise = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    w_image, w_text = 0.7, 0.3
+
+    joint, terms = joint_sds_loss(gen.image_prompt, gen.text_prompts, images, cams, az, el, w_image, w_text,
+                                  t=t, noise=noise)
+    (g_joint,) = torch.autograd.grad(joint.loss, images)
+
+    image = gen.image_prompt.sds_loss(images, cams, t=t, noise=noise)
+    prior = gen.text_prior
+    z = 2 * images - 1  # the bundled prior's model space at its own 16 px
+    z_t = prior.scheduler.add_noise(z.detach(), noise, t)
+    cond = prior.encode_text([view_prompt("a red cube", v) for v in ("front", "side", "back")])
+    uncond = prior.encode_text([""]).expand_as(cond)
+    eps_c, eps_u = prior.predict_noise(z_t, t, cond), prior.predict_noise(z_t, t, uncond)
+    eps_hat = eps_u + prior.guidance_scale * (eps_c - eps_u)
+    g = (1 - prior.alphas_cumprod[t]).view(-1, 1, 1, 1) * (eps_hat - noise)
+    text_loss = 0.5 * g.pow(2).sum() / 3
+    expected = w_image * image.loss + w_text * text_loss
+    (g_expected,) = torch.autograd.grad(w_image * image.loss + w_text * (z * g).sum() / 3, images)
+
+    assert prior.guidance_scale == 20.0 and w_text * float(text_loss) > 0
+    torch.testing.assert_close(joint.loss, expected, rtol=1e-4, atol=0)
+    # the UNet's batched (cond + uncond) and separate calls differ in the last bits, × guidance 20
+    torch.testing.assert_close(g_joint, g_expected, rtol=1e-4, atol=1e-4 * float(g_expected.abs().max()))
+    torch.testing.assert_close(terms["sds_text"], (w_text * text_loss).detach(), rtol=1e-4, atol=0)
+    torch.testing.assert_close(terms["sds_image"], (w_image * image.loss).detach(), rtol=1e-6, atol=0)
+
+
+def test_a_prompt_adds_the_text_term_and_leaves_the_image_term_as_it_was(tiny_nv_model, tiny_prior, tmp_path):
+    """Same seed with and without --prompt: the first step renders the same views and the image
+    prior draws the same t and noise (its SDS term is equal), the text term is logged and the
+    update differs; without a prompt there is no text prior and no extra term."""
+    plain = _generation(tiny_nv_model, tiny_prior, tmp_path)
+    a = plain.train_step()  # before the next one seeds the global RNG (the renderer's stratified samples)
+    joint = _generation(tiny_nv_model, tiny_prior, tmp_path, prompt="a red cube")
+    b = joint.train_step()
+    assert plain.text_prompts is None and plain.text_prior is None
+    assert a.terms == {} and set(b.terms) == {"sds_image", "sds_text"}
+    assert float(b.terms["sds_image"]) == float(a.sds) and float(b.terms["sds_text"]) > 0
+    torch.testing.assert_close(b.sds, b.terms["sds_image"] + b.terms["sds_text"])
+    pa, pb = dict(plain.representation.named_parameters()), dict(joint.representation.named_parameters())
+    assert any(not torch.equal(pa[k], pb[k]) for k in pa)
+
+
+@pytest.mark.slow
+def test_prompt_run_records_the_prompt_and_weights_and_resumes_with_them(tiny_nv_model, tiny_prior, tmp_path,
+                                                                          monkeypatch):
+    """A --prompt run: the text term in the log, prompt and weights in metrics.json and config.yaml;
+    Ctrl-C at step 3, then --resume (which reads the prompt from config.yaml) ends with the
+    uninterrupted run's weights."""
+    import yaml
+
+    from dreamfusion3d.generate.image import ImageGeneration
+
+    image = _object_png(tmp_path / "in.png")
+    extra = ["--prompt", "  a red cube ", "--text-prior.weight.start", "0.25"]
+    ref = tmp_path / "ref"
+    assert main(tiny_args(tiny_nv_model, image, ref, text_prior=tiny_prior) + extra) == 0
+    metrics = json.loads((ref / "metrics.json").read_text())
+    assert metrics["text_guidance"]["prompt"] == "a red cube" and metrics["text_guidance"]["prior"] == "bundled"
+    assert metrics["text_guidance"]["weight"]["start"] == 0.25 and metrics["text_guidance"]["guidance_scale"] == 20
+    assert metrics["final"]["sds_text"] > 0 and metrics["final"]["sds"] == pytest.approx(
+        metrics["final"]["sds_image"] + metrics["final"]["sds_text"], rel=1e-5)
+    saved = yaml.safe_load((ref / "config.yaml").read_text())
+    assert saved["prompt"] == "a red cube" and saved["text_prior"]["weight"]["start"] == 0.25
+
+    real_step = ImageGeneration.train_step
+
+    def step_then_ctrl_c_at_3(self):
+        stats = real_step(self)
+        if self.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # the loop's StopRequest turns it into a checkpoint
+        return stats
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(ImageGeneration, "train_step", step_then_ctrl_c_at_3)
+    assert main(tiny_args(tiny_nv_model, image, run, text_prior=tiny_prior) + extra) == 130
+    assert not (run / "checkpoints" / "final").exists()
+    monkeypatch.setattr(ImageGeneration, "train_step", real_step)
+    assert main(["image-to-3d", "--resume", str(run), "--quiet"]) == 0
+    a = load_file(str(ref / "checkpoints" / "final" / "model.safetensors"))
+    b = load_file(str(run / "checkpoints" / "final" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=f"tensor {k} differs")
+    assert json.loads((run / "metrics.json").read_text())["text_guidance"]["prompt"] == "a red cube"
