@@ -307,3 +307,26 @@ def test_prompt_run_records_the_prompt_and_weights_and_resumes_with_them(tiny_nv
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=f"tensor {k} differs")
     assert json.loads((run / "metrics.json").read_text())["text_guidance"]["prompt"] == "a red cube"
+
+
+def test_resuming_a_run_saved_before_prompt_existed_means_no_prompt(tmp_path, monkeypatch):
+    """config.yaml of older runs says `prompt: ''` for "no prompt": --resume reads it as None (no
+    text prior), not as an empty --prompt."""
+    from dreamfusion3d.generate import image_command
+    from dreamfusion3d.generate.image import ImageTo3DConfig
+    from dreamfusion3d.utils.config import save_config
+    from dreamfusion3d.utils.errors import UserError
+
+    run = tmp_path / "old-run"
+    run.mkdir()
+    save_config(ImageTo3DConfig(image=(_object_png(tmp_path / "in.png"),)), run / "config.yaml", command="image-to-3d")
+    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("prompt: null", "prompt: ''"))
+    seen = []
+
+    def stop_after_the_checks(cfg):
+        seen.append(cfg.prompt)
+        raise UserError("stopped here by the test")
+
+    monkeypatch.setattr(image_command, "read_inputs", stop_after_the_checks)
+    assert main(["image-to-3d", "--resume", str(run)]) == 2
+    assert seen == [None]
