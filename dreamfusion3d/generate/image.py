@@ -7,7 +7,9 @@ Zero-1-to-3 / Magic123 recipe on :class:`~.loop.Generation`'s hooks:
   classifier-free guidance on the image;
 * ``extra_losses``: the input camera is rendered every step and compared with the input — RGB
   (mean squared error over the white-composited image) and mask (mean squared error between
-  rendered opacity and the input's alpha).
+  rendered opacity and the input's alpha);
+* with ``--prompt``: a text prior's SDS on the same random views, added with ``text_prior.weight``
+  (Magic123's joint 2D + 3D guidance; :mod:`.joint`).
 
 Why the reference weights are large: the SDS surrogate's gradient is ``w(t)(ε̂ − ε)`` per pixel
 (summed, not averaged, over pixels — see :mod:`..guidance.sds`), whereas the reference losses are
@@ -19,7 +21,7 @@ shapes the unseen sides.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from dataclasses import field as dc_field
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from ..guidance import ImagePrompt, PriorConfig
 from ..novel_view.model import CameraPrior
 from ..rendering import BackgroundConfig
 from .config import GenerateConfig, Ramp, ShadingConfig
+from .joint import TextPriorConfig, joint_sds_loss
 from .loop import Generation
 
 
@@ -91,6 +94,10 @@ class ImageTo3DConfig(GenerateConfig):
     image: tuple[Path, ...] = ()
     """Input image(s) (PNG/JPG; alpha or a plain background is cut away and the object centred).
     Several images: one sub-folder of OUT per image."""
+    prompt: str | None = None
+    """Optional text prompt, e.g. "a red cube": a text prior (text_prior) then scores the same random
+    views too and its SDS is added with text_prior.weight (joint text + image guidance, as
+    Magic123); view-dependent wording as in generate (the prompting section). None: image only."""
     out: Path = Path("outputs/image_to_3d")
     """Output folder."""
     steps: int = 600
@@ -106,6 +113,9 @@ class ImageTo3DConfig(GenerateConfig):
     """The input view's camera and loss weights."""
     sds_weight: Ramp = dc_field(default_factory=lambda: Ramp(1.0))
     """Weight of the image-conditioned SDS term."""
+    text_prior: TextPriorConfig = dc_field(default_factory=TextPriorConfig)
+    """With --prompt: the text prior (kind, model, guidance scale, t-range as the prior section) and
+    its SDS weight (default 0.1: about half the image prior's pull, see joint.py)."""
     cameras: CameraSamplerConfig = dc_field(default_factory=_image_cameras)
     """Random training cameras (default: the ranges the novel-view model was trained on)."""
     shading: ShadingConfig = dc_field(default_factory=_image_shading)
@@ -128,8 +138,9 @@ def input_camera(cfg: ImageTo3DConfig, prior) -> tuple[Tensor, float, float]:
 class ImageGeneration(Generation):
     """One input image's optimisation; ``pixels`` is the image as :func:`read_image` returns it."""
 
-    def __init__(self, cfg: ImageTo3DConfig, name: str, pixels, out: Path, prior=None):
+    def __init__(self, cfg: ImageTo3DConfig, name: str, pixels, out: Path, prior=None, text_prior=None):
         self._pixels = pixels
+        self.text_prior = text_prior  # loaded by the caller when cfg.prompt is set (None: image guidance only)
         super().__init__(cfg, name, out, prior=prior)
 
     # ---- hooks of Generation -------------------------------------------------------------
@@ -146,14 +157,29 @@ class ImageGeneration(Generation):
         self.reference_camera = orbit_cameras([a], [e], r, fov, res).to(self.device)
         self.image_prompt = ImagePrompt(self.prior, rgb, self.source)
         self.reference_stats: dict[str, float] = {}
+        self.text_prompts, self._terms = None, {}
+        if cfg.prompt is not None:
+            from ..guidance import PromptProcessor, load_prior
+
+            if self.text_prior is None:
+                self.text_prior = load_prior(cfg.text_prior, device=self.device)
+            self.text_prior.defer_finite_check = True
+            self.text_prompts = PromptProcessor.from_config(self.text_prior, cfg.prompt, cfg.prompting)
 
     def guidance_loss(self, images: Tensor, cams, az: Tensor, el: Tensor):
-        sds = self.image_prompt.sds_loss(images, cams, generator=self.generator,
-                                         progress=self.step / max(1, self.cfg.steps))
-        w = self.cfg.sds_weight.at(self.step)
-        if w != 1.0:
-            sds.loss = sds.loss * w
+        cfg: ImageTo3DConfig = self.cfg
+        sds, self._terms = joint_sds_loss(self.image_prompt, self.text_prompts, images, cams, az, el,
+                                          cfg.sds_weight.at(self.step), cfg.text_prior.weight.at(self.step),
+                                          generator=self.generator, progress=self.step / max(1, cfg.steps))
         return sds
+
+    def step_terms(self) -> dict[str, Tensor]:
+        return self._terms
+
+    def report_nonfinite(self) -> None:
+        super().report_nonfinite()
+        if self.text_prompts is not None:
+            self.text_prior.report_nonfinite()
 
     def _lights(self, cam_positions: Tensor) -> Tensor:
         return headlight_positions(cam_positions)
@@ -193,5 +219,11 @@ class ImageGeneration(Generation):
         metrics["input_camera"] = {"azimuth": float(self.source[0]), "elevation": float(self.source[1]),
                                    "radius": float(self.source[2])}
         metrics["reference_view"] = {**self.reference_stats, "psnr": self.reference_psnr()}
+        if self.text_prompts is not None:
+            tp = self.cfg.text_prior
+            metrics["text_guidance"] = {
+                "prompt": self.cfg.prompt, "prior": tp.kind, "model": tp.resolved_model(),
+                "guidance_scale": self.text_prior.guidance_scale, "weight": asdict(tp.weight),
+                "image_sds_weight": asdict(self.cfg.sds_weight), "view_dependent": self.cfg.prompting.view_dependent}
         write_json_atomic(self.out / "metrics.json", metrics)
         return metrics

@@ -3,7 +3,9 @@
 Every input is read and cut out (novel-view's checks: not an image, too small, no object, …)
 before anything is written; a bad one is one line on stderr and exit 2. One image writes into
 OUT; several write into OUT/<image stem>/. Resuming, Ctrl-C and the outputs are those of
-``generate`` (the same loop).
+``generate`` (the same loop). ``--prompt TEXT`` adds a text prior's SDS (:mod:`.joint`); the prompt
+is checked and the text prior loaded before anything is written, and config.yaml keeps the prompt
+for ``--resume``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..utils.logging import info
 from ..utils.outdir import has_checkpoint, output_folder
 from .checks import claim_folder
 from .image import ImageGeneration, ImageTo3DConfig
+from .joint import check_text_guidance
 from .loop import slugify
 
 COMMAND = "image-to-3d"
@@ -54,8 +57,7 @@ def _check_config(cfg: ImageTo3DConfig) -> None:
                         f"not {cfg.prior.kind!r}")
     if cfg.steps < 0 or cfg.batch_size < 1 or cfg.resolution < 8 or cfg.reference.resolution < 8:
         raise UserError("need --steps >= 0, --batch-size >= 1, --resolution and --reference.resolution >= 8")
-    if cfg.prompt.strip():
-        raise UserError("image-to-3d takes no --prompt yet (joint text + image guidance is not implemented)")
+    cfg.prompt = check_text_guidance(cfg.prompt, cfg.text_prior)
 
 
 def run(cfg: ImageTo3DConfig) -> None:
@@ -63,6 +65,8 @@ def run(cfg: ImageTo3DConfig) -> None:
         torch.set_num_threads(cfg.num_threads)
     if cfg.resume is not None:
         cfg = resumed_config(ImageTo3DConfig, cfg.resume, COMMAND, "an image-to-3d run")  # with the images it was started with
+        if cfg.prompt == "":  # runs from before --prompt existed saved `prompt: ''` for "no prompt"
+            cfg.prompt = None
     _check_config(cfg)
     device = resolve_device(cfg.device, prior_kind=cfg.prior.kind)  # checked before anything is written
     inputs = read_inputs(cfg)
@@ -70,6 +74,7 @@ def run(cfg: ImageTo3DConfig) -> None:
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     jobs = [(name, pixels, cfg.out / name if multi else cfg.out) for name, pixels in inputs][rank::world]
     prior = load_prior(cfg.prior, device=device)  # a bad model folder fails before writing
+    text_prior = None if cfg.prompt is None else load_prior(cfg.text_prior, device=device)  # likewise
     with output_folder(cfg.out, overwrite=cfg.overwrite, resume=resuming, started=has_checkpoint):
         if not resuming:
             save_config(cfg, cfg.out / "config.yaml", command=COMMAND)  # keeps --device as given (auto)
@@ -77,8 +82,8 @@ def run(cfg: ImageTo3DConfig) -> None:
         for name, pixels, out in jobs:
             if multi:
                 claim_folder(out, resuming)
-            gen = ImageGeneration(cfg, f"image:{name}", pixels, out, prior=prior)
-            info(f"image {name!r} -> {out}")
+            gen = ImageGeneration(cfg, f"image:{name}", pixels, out, prior=prior, text_prior=text_prior)
+            info(f"image {name!r} -> {out}" + ("" if cfg.prompt is None else f" (with the prompt {cfg.prompt!r})"))
             if resuming:
                 gen.resume_latest()
             metrics = gen.run()

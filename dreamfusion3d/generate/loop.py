@@ -13,6 +13,7 @@ import re
 import resource
 import time
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 
 import torch
@@ -57,6 +58,8 @@ class StepStats:
     total: Tensor | float
     shading: str
     num_samples: int
+    terms: dict[str, Tensor] = dc_field(default_factory=dict)
+    """Further figures logged next to the above (image → 3D with a prompt: sds_image, sds_text)."""
 
 
 class Generation:
@@ -88,6 +91,15 @@ class Generation:
         """The score-distillation term for renders ``images [B,3,H,W]`` of ``cams``; an ``SDSOutput``."""
         return self.prompts.sds_loss(images, az, el, generator=self.generator,
                                      progress=self.step / max(1, self.cfg.steps))
+
+    def step_terms(self) -> dict[str, Tensor]:
+        """Figures of the step just taken to log beside sds/opacity/orientation/total (detached 0-d
+        tensors; none for text → 3D)."""
+        return {}
+
+    def report_nonfinite(self) -> None:
+        """Warn about the steps whose SDS gradient was not finite (every LOG_EVERY steps)."""
+        self.prior.report_nonfinite()
 
     def extra_losses(self) -> dict[str, Tensor]:
         """Further weighted loss terms of a step (none for text → 3D; image → 3D adds its
@@ -193,7 +205,7 @@ class Generation:
         for k, dt in zip(self.timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             self.timings[k] += dt
         return StepStats(sds.loss.detach(), loss_orient.detach(), loss_opacity.detach(), total.detach(), shading,
-                         int(out.get("num_samples", 0)))
+                         int(out.get("num_samples", 0)), dict(self.step_terms()))
 
     # ------------------------------------------------------------------ the run
     def run(self) -> dict:
@@ -207,9 +219,10 @@ class Generation:
                 bar.update(1)
                 if self.step % LOG_EVERY == 0 or self.step == cfg.steps:  # the figures' one host sync
                     row = {k: float(getattr(stats, k)) for k in ("sds", "opacity", "orientation", "total")}
+                    row.update((k, float(v)) for k, v in stats.terms.items())
                     bar.set_postfix(sds=f"{row['sds']:.3g}", opacity=f"{row['opacity']:.2f}")
                     self.history.append({"step": self.step, **row})
-                    self.prior.report_nonfinite()
+                    self.report_nonfinite()
                 if cfg.output.preview_every and self.step % cfg.output.preview_every == 0:
                     save_preview(self.representation, self.out / "progress" / f"step_{self.step:06d}.png", cfg)
                 if self.step % cfg.output.checkpoint_every == 0 and self.step < cfg.steps:

@@ -40,9 +40,11 @@ def _object_png(path, size=(40, 40), dtype=np.uint8, channels=4):
     return path
 
 
-def tiny_args(model, image, out, steps=6):
+def tiny_args(model, image, out, steps=6, text_prior=None):
+    """A tiny image-to-3d command line; ``text_prior``: the text prior's folder for --prompt runs."""
+    extra = [] if text_prior is None else ["--text-prior.model", str(text_prior)]
     return [
-        "image-to-3d", "--image", str(image), "--out", str(out), "--prior.model", str(model),
+        "image-to-3d", "--image", str(image), "--out", str(out), "--prior.model", str(model), *extra,
         "--steps", str(steps), "--batch-size", "1", "--resolution", "16", "--seed", "3",
         "--reference.resolution", "16",
         "--field.kind", "dense", "--field.dense-resolution", "24", "--field.dense-features", "4",
@@ -99,11 +101,37 @@ def test_16_bit_grey_and_rgba_inputs_are_read_like_novel_view_reads_them(tmp_pat
     assert torch.allclose(rgb8[0], rgb8[1]) and float(a8.sum()) > 10  # grey → 3 equal channels, object found
 
 
-def test_a_text_prior_and_a_prompt_are_refused(tiny_nv_model, tmp_path, capsys):
+def test_a_text_prior_as_the_image_prior_is_refused(tiny_nv_model, tmp_path, capsys):
     img = _object_png(tmp_path / "in.png")
     assert main(["image-to-3d", "--image", str(img), "--out", str(tmp_path / "o"), "--prior.kind", "bundled"]) == 2
     assert "image-conditioned prior" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+# --prompt (joint text + image guidance): bad values, each one line, exit 2, nothing written.
+# A new case is one line: (id, extra arguments, words of the message); {tmp} is the test's folder.
+BAD_PROMPT = [
+    ("prompt-empty", ["--prompt", ""], "the prompt is empty"),
+    ("prompt-whitespace", ["--prompt", " \t "], "the prompt is empty"),
+    ("text-prior-image-kind", ["--prompt", "a red cube", "--text-prior.kind", "novel_view"],
+     "--text-prior.kind must be a text prior"),
+    ("text-prior-t-range", ["--prompt", "a red cube", "--text-prior.t-min", "0.9", "--text-prior.t-max", "0.1"],
+     "--text-prior.t-min (0.9) must be below"),
+    ("text-prior-t-max-2", ["--prompt", "a red cube", "--text-prior.t-max", "2"], "--text-prior.t-max must lie in"),
+    ("text-prior-missing", ["--prompt", "a red cube", "--text-prior.model", "{tmp}/no-such-prior"], "no-such-prior"),
+    ("text-weight-nan", ["--prompt", "a red cube", "--text-prior.weight.start", "nan"], "must be a finite number"),
+]
+
+
+@pytest.mark.parametrize("extra, words", [pytest.param(a, w, id=i) for i, a, w in BAD_PROMPT])
+def test_bad_prompt_is_one_line_exit_2_and_nothing_is_written(tiny_nv_model, tiny_prior, tmp_path, capsys,
+                                                               extra, words):
+    out = tmp_path / "out"
+    args = tiny_args(tiny_nv_model, _object_png(tmp_path / "in.png"), out, text_prior=tiny_prior)
+    assert main(args + [a.format(tmp=tmp_path) for a in extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dreamfusion3d: error: ") and words in err[0], err
+    assert not out.exists()
 
 
 @pytest.mark.slow
@@ -164,3 +192,141 @@ def test_presets_load_and_the_default_preset_is_the_default_config():
     assert to_dict(default) == to_dict(ImageTo3DConfig())
     zero123 = load_preset(ImageTo3DConfig, "zero123", command="image-to-3d")
     assert zero123.prior.kind == "zero123" and zero123.prior.vae_resolution == 256
+
+
+# ---- --prompt: joint text + image guidance ------------------------------------------------------
+
+def _generation(tiny_nv_model, tiny_prior, tmp_path, prompt=None, **kw):
+    """An ImageGeneration built from the tiny command line (no folder is written)."""
+    from dreamfusion3d.cli import _parse
+    from dreamfusion3d.generate.image import ImageGeneration, ImageTo3DConfig
+    from dreamfusion3d.generate.image_command import read_inputs
+
+    args = tiny_args(tiny_nv_model, _object_png(tmp_path / "in.png"), tmp_path / "o", text_prior=tiny_prior, **kw)
+    args = [a for a in args[1:] if a != "--quiet"] + ([] if prompt is None else ["--prompt", prompt])
+    cfg = _parse("image-to-3d", ImageTo3DConfig, args, None)
+    (name, pixels), = read_inputs(cfg)
+    return ImageGeneration(cfg, f"image:{name}", pixels, cfg.out)
+
+
+def test_joint_loss_is_image_sds_plus_weighted_text_sds_on_the_same_render(tiny_nv_model, tiny_prior, tmp_path):
+    """joint_sds_loss against the two terms computed on their own, the text one written out from the
+    prior's noise predictions (classifier-free guidance, w(t) = 1 − ᾱ_t, ½ Σ g² / B), same t and noise."""
+    from dreamfusion3d.cameras import orbit_cameras
+    from dreamfusion3d.generate.joint import joint_sds_loss
+    from dreamfusion3d.guidance import view_prompt
+
+    gen = _generation(tiny_nv_model, tiny_prior, tmp_path, prompt="a red cube")
+    az, el = torch.tensor([10.0, 120.0, -170.0]), torch.tensor([20.0, 5.0, 30.0])  # front, side, back
+    cams = orbit_cameras(az.tolist(), el.tolist(), 3.0, 40.0, 16)
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    t = torch.tensor([50, 400, 900])
+    noise = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    w_image, w_text = 0.7, 0.3
+
+    joint, terms = joint_sds_loss(gen.image_prompt, gen.text_prompts, images, cams, az, el, w_image, w_text,
+                                  t=t, noise=noise)
+    (g_joint,) = torch.autograd.grad(joint.loss, images)
+
+    image = gen.image_prompt.sds_loss(images, cams, t=t, noise=noise)
+    prior = gen.text_prior
+    z = 2 * images - 1  # the bundled prior's model space at its own 16 px
+    z_t = prior.scheduler.add_noise(z.detach(), noise, t)
+    cond = prior.encode_text([view_prompt("a red cube", v) for v in ("front", "side", "back")])
+    uncond = prior.encode_text([""]).expand_as(cond)
+    eps_c, eps_u = prior.predict_noise(z_t, t, cond), prior.predict_noise(z_t, t, uncond)
+    eps_hat = eps_u + prior.guidance_scale * (eps_c - eps_u)
+    g = (1 - prior.alphas_cumprod[t]).view(-1, 1, 1, 1) * (eps_hat - noise)
+    text_loss = 0.5 * g.pow(2).sum() / 3
+    expected = w_image * image.loss + w_text * text_loss
+    (g_expected,) = torch.autograd.grad(w_image * image.loss + w_text * (z * g).sum() / 3, images)
+
+    assert prior.guidance_scale == 20.0 and w_text * float(text_loss) > 0
+    torch.testing.assert_close(joint.loss, expected, rtol=1e-4, atol=0)
+    # the UNet's batched (cond + uncond) and separate calls differ in the last bits, × guidance 20
+    torch.testing.assert_close(g_joint, g_expected, rtol=1e-4, atol=1e-4 * float(g_expected.abs().max()))
+    torch.testing.assert_close(terms["sds_text"], (w_text * text_loss).detach(), rtol=1e-4, atol=0)
+    torch.testing.assert_close(terms["sds_image"], (w_image * image.loss).detach(), rtol=1e-6, atol=0)
+
+
+def test_a_prompt_adds_the_text_term_and_leaves_the_image_term_as_it_was(tiny_nv_model, tiny_prior, tmp_path):
+    """Same seed with and without --prompt: the first step renders the same views and the image
+    prior draws the same t and noise (its SDS term is equal), the text term is logged and the
+    update differs; without a prompt there is no text prior and no extra term."""
+    plain = _generation(tiny_nv_model, tiny_prior, tmp_path)
+    a = plain.train_step()  # before the next one seeds the global RNG (the renderer's stratified samples)
+    joint = _generation(tiny_nv_model, tiny_prior, tmp_path, prompt="a red cube")
+    b = joint.train_step()
+    assert plain.text_prompts is None and plain.text_prior is None
+    assert a.terms == {} and set(b.terms) == {"sds_image", "sds_text"}
+    assert float(b.terms["sds_image"]) == float(a.sds) and float(b.terms["sds_text"]) > 0
+    torch.testing.assert_close(b.sds, b.terms["sds_image"] + b.terms["sds_text"])
+    pa, pb = dict(plain.representation.named_parameters()), dict(joint.representation.named_parameters())
+    assert any(not torch.equal(pa[k], pb[k]) for k in pa)
+
+
+@pytest.mark.slow
+def test_prompt_run_records_the_prompt_and_weights_and_resumes_with_them(tiny_nv_model, tiny_prior, tmp_path,
+                                                                          monkeypatch):
+    """A --prompt run: the text term in the log, prompt and weights in metrics.json and config.yaml;
+    Ctrl-C at step 3, then --resume (which reads the prompt from config.yaml) ends with the
+    uninterrupted run's weights."""
+    import yaml
+
+    from dreamfusion3d.generate.image import ImageGeneration
+
+    image = _object_png(tmp_path / "in.png")
+    extra = ["--prompt", "  a red cube ", "--text-prior.weight.start", "0.25"]
+    ref = tmp_path / "ref"
+    assert main(tiny_args(tiny_nv_model, image, ref, text_prior=tiny_prior) + extra) == 0
+    metrics = json.loads((ref / "metrics.json").read_text())
+    assert metrics["text_guidance"]["prompt"] == "a red cube" and metrics["text_guidance"]["prior"] == "bundled"
+    assert metrics["text_guidance"]["weight"]["start"] == 0.25 and metrics["text_guidance"]["guidance_scale"] == 20
+    assert metrics["final"]["sds_text"] > 0 and metrics["final"]["sds"] == pytest.approx(
+        metrics["final"]["sds_image"] + metrics["final"]["sds_text"], rel=1e-5)
+    saved = yaml.safe_load((ref / "config.yaml").read_text())
+    assert saved["prompt"] == "a red cube" and saved["text_prior"]["weight"]["start"] == 0.25
+
+    real_step = ImageGeneration.train_step
+
+    def step_then_ctrl_c_at_3(self):
+        stats = real_step(self)
+        if self.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # the loop's StopRequest turns it into a checkpoint
+        return stats
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(ImageGeneration, "train_step", step_then_ctrl_c_at_3)
+    assert main(tiny_args(tiny_nv_model, image, run, text_prior=tiny_prior) + extra) == 130
+    assert not (run / "checkpoints" / "final").exists()
+    monkeypatch.setattr(ImageGeneration, "train_step", real_step)
+    assert main(["image-to-3d", "--resume", str(run), "--quiet"]) == 0
+    a = load_file(str(ref / "checkpoints" / "final" / "model.safetensors"))
+    b = load_file(str(run / "checkpoints" / "final" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=f"tensor {k} differs")
+    assert json.loads((run / "metrics.json").read_text())["text_guidance"]["prompt"] == "a red cube"
+
+
+def test_resuming_a_run_saved_before_prompt_existed_means_no_prompt(tmp_path, monkeypatch):
+    """config.yaml of older runs says `prompt: ''` for "no prompt": --resume reads it as None (no
+    text prior), not as an empty --prompt."""
+    from dreamfusion3d.generate import image_command
+    from dreamfusion3d.generate.image import ImageTo3DConfig
+    from dreamfusion3d.utils.config import save_config
+    from dreamfusion3d.utils.errors import UserError
+
+    run = tmp_path / "old-run"
+    run.mkdir()
+    save_config(ImageTo3DConfig(image=(_object_png(tmp_path / "in.png"),)), run / "config.yaml", command="image-to-3d")
+    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("prompt: null", "prompt: ''"))
+    seen = []
+
+    def stop_after_the_checks(cfg):
+        seen.append(cfg.prompt)
+        raise UserError("stopped here by the test")
+
+    monkeypatch.setattr(image_command, "read_inputs", stop_after_the_checks)
+    assert main(["image-to-3d", "--resume", str(run)]) == 2
+    assert seen == [None]
