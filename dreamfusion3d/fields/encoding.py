@@ -35,6 +35,9 @@ def level_resolutions(num_levels: int, base_resolution: int, max_resolution: int
 class HashGridEncoding(nn.Module):
     """Multi-resolution hash encoding; ``forward(points [N, 3]) -> [N, L * F]``."""
 
+    def set_step(self, step: int) -> None:
+        """No schedule: every level is on from the start."""
+
     def __init__(
         self,
         num_levels: int = 12,
@@ -124,20 +127,52 @@ class HashGridEncoding(nn.Module):
 
 
 class DenseGridEncoding(nn.Module):
-    """A dense ``[F, R, R, R]`` feature grid over ``[-1, 1]^3``, trilinearly interpolated."""
+    """A dense ``[F, R, R, R]`` feature grid over ``[-1, 1]^3``, trilinearly interpolated.
 
-    def __init__(self, resolution: int = 64, features: int = 8, init_scale: float = 1e-2) -> None:
+    With ``coarse_resolution > 0`` a second, coarse grid is added to the features and the fine grid
+    is faded in by ``fine_weight`` (0 → 1 between the two steps of ``fine_ramp``, set by
+    :meth:`set_step`): early optimisation moves the surface in coarse voxels, which keeps the large-
+    scale shape coherent, and the fine grid adds detail later (coarse-to-fine, as Magic3D and
+    Neuralangelo schedule their resolutions)."""
+
+    def __init__(self, resolution: int = 64, features: int = 8, init_scale: float = 1e-2,
+                 coarse_resolution: int = 0, fine_ramp: tuple[int, int] = (0, 0)) -> None:
         super().__init__()
         self.features = features
+        self.fine_ramp = (int(fine_ramp[0]), int(fine_ramp[1]))
         # grid_sample reads (x, y, z) as (W, H, D): grid[:, :, z, y, x].
         self.grid = nn.Parameter(init_scale * torch.randn(1, features, resolution, resolution, resolution))
+        if coarse_resolution > 0:
+            r = coarse_resolution
+            self.coarse = nn.Parameter(init_scale * torch.randn(1, features, r, r, r))
+            self.register_buffer("fine_weight", torch.tensor(self.fine_weight_at(0)))
+        else:
+            self.coarse = None
 
     @property
     def output_dim(self) -> int:
         return self.features
 
+    def fine_weight_at(self, step: int) -> float:
+        """Weight of the fine grid at optimisation step ``step`` (1 without a coarse grid)."""
+        start, end = self.fine_ramp
+        if step >= end:
+            return 1.0
+        return 0.0 if step <= start else (step - start) / (end - start)
+
+    def set_step(self, step: int) -> None:
+        if self.coarse is not None:
+            self.fine_weight.fill_(self.fine_weight_at(step))
+
+    @staticmethod
+    def _read(grid: Tensor, coords: Tensor) -> Tensor:
+        return F.grid_sample(grid, coords, mode="bilinear", padding_mode="border", align_corners=True)
+
     def forward(self, points: Tensor) -> Tensor:  # [N, 3] -> [N, F]
         n = points.shape[0]
         coords = points.view(1, n, 1, 1, 3).to(self.grid.dtype)
-        out = F.grid_sample(self.grid, coords, mode="bilinear", padding_mode="border", align_corners=True)
+        if self.coarse is None:
+            out = self._read(self.grid, coords)
+        else:
+            out = self._read(self.coarse, coords) + self.fine_weight * self._read(self.grid, coords)
         return out.view(self.features, n).t()

@@ -42,6 +42,11 @@ class FieldConfig:
     """Dense grid: voxels per side."""
     dense_features: int = 8
     """Dense grid: feature channels."""
+    dense_coarse_resolution: int = 0
+    """Dense grid: voxels per side of a coarse grid added to it (0: none); the fine grid is faded in
+    over ``dense_fine_ramp`` (coarse-to-fine)."""
+    dense_fine_ramp: tuple[int, int] = (100, 300)
+    """Dense grid with a coarse grid: the fine grid's weight rises 0 → 1 between these steps."""
     hidden_dim: int = 32
     """Width of the MLP head."""
     hidden_layers: int = 1
@@ -92,7 +97,8 @@ def build_encoding(config: FieldConfig) -> nn.Module:
         return HashGridEncoding(config.hash_levels, config.hash_features, config.hash_log2_table_size,
                                 config.hash_base_resolution, config.hash_max_resolution)
     if config.kind == "dense":
-        return DenseGridEncoding(config.dense_resolution, config.dense_features)
+        return DenseGridEncoding(config.dense_resolution, config.dense_features,
+                                 coarse_resolution=config.dense_coarse_resolution, fine_ramp=config.dense_fine_ramp)
     raise ValueError(f"unknown field kind {config.kind!r}")
 
 

@@ -79,6 +79,11 @@ class OptimConfig:
     """Learning rate of the learned background."""
     warmup_steps: int = 50
     """Linear learning-rate warm-up."""
+    decay: Literal["none", "cosine"] = "none"
+    """After the warm-up: ``cosine`` lowers every group's learning rate to ``final_lr_fraction`` of
+    its value by the last step (less SDS noise imprinted on the finished surface)."""
+    final_lr_fraction: float = 0.1
+    """With ``decay cosine``: the learning rate at the last step, as a fraction of the peak."""
     betas: tuple[float, float] = (0.9, 0.99)
     """Adam betas."""
     eps: float = 1e-15

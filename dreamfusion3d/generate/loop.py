@@ -62,6 +62,16 @@ class StepStats:
     """Further figures logged next to the above (image → 3D with a prompt: sds_image, sds_text)."""
 
 
+def lr_factor(optim, step: int, steps: int) -> float:
+    """The learning rate of step ``step`` (of ``steps``) as a fraction of each group's base rate: a
+    linear warm-up, then 1 (``decay none``) or a cosine down to ``final_lr_fraction`` at the last step."""
+    factor = min(1.0, (step + 1) / max(1, optim.warmup_steps))
+    if optim.decay == "cosine" and step >= optim.warmup_steps:
+        frac = min(1.0, (step - optim.warmup_steps) / max(1, steps - 1 - optim.warmup_steps))
+        factor = optim.final_lr_fraction + (1 - optim.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * frac))
+    return factor
+
+
 class Generation:
     """One prompt's optimisation: owns the 3D representation, prior, conditioning and optimiser."""
 
@@ -169,9 +179,9 @@ class Generation:
         return "textureless"
 
     def _set_lr(self) -> None:
-        warm = min(1.0, (self.step + 1) / max(1, self.cfg.optim.warmup_steps))
+        factor = lr_factor(self.cfg.optim, self.step, self.cfg.steps)
         for group in self.optimizer.param_groups:
-            group["lr"] = group["base_lr"] * warm
+            group["lr"] = group["base_lr"] * factor
 
     def train_step(self) -> StepStats:
         cfg = self.cfg

@@ -91,3 +91,33 @@ def test_density_is_nonnegative_and_albedo_in_unit_range():
         sigma, albedo = field(torch.rand(100, 3) * 2 - 1)
         assert sigma.shape == (100,) and albedo.shape == (100, 3)
         assert torch.all(sigma >= 0) and torch.all((albedo >= 0) & (albedo <= 1))
+
+
+def test_dense_encoding_coarse_to_fine():
+    enc = DenseGridEncoding(resolution=5, features=2, coarse_resolution=3, fine_ramp=(10, 20)).double()
+    with torch.no_grad():
+        enc.grid.normal_()
+        enc.coarse.normal_()
+    # (0, 0, 0) is node 2 of the fine grid and node 1 of the coarse one; (-1, 0, 0.5) a midpoint of
+    # the coarse grid along z (coarse nodes at -1, 0, 1) and fine node (0, 2, 3).
+    centre = torch.zeros(1, 3, dtype=torch.float64)
+    edge = torch.tensor([[-1.0, 0.0, 0.5]], dtype=torch.float64)
+    coarse_centre = enc.coarse[0, :, 1, 1, 1]
+    coarse_edge = 0.5 * (enc.coarse[0, :, 1, 1, 0] + enc.coarse[0, :, 2, 1, 0])
+    for step, w in [(0, 0.0), (10, 0.0), (15, 0.5), (20, 1.0), (500, 1.0)]:
+        enc.set_step(step)
+        assert float(enc.fine_weight) == pytest.approx(w)
+        got = enc(torch.cat([centre, edge])).detach()
+        np.testing.assert_allclose(got[0].numpy(), (coarse_centre + w * enc.grid[0, :, 2, 2, 2]).detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(got[1].numpy(), (coarse_edge + w * enc.grid[0, :, 3, 2, 0]).detach().numpy(), rtol=1e-12)
+    # before the ramp the fine grid gets no gradient: the coarse grid alone moves the surface
+    enc.set_step(0)
+    enc(torch.rand(50, 3, dtype=torch.float64) * 2 - 1).square().sum().backward()
+    assert enc.grid.grad.abs().max() == 0 and enc.coarse.grad.abs().max() > 0
+    # the weight is part of the state (a resumed run continues with the weight it stopped at)
+    enc.set_step(17)
+    other = DenseGridEncoding(resolution=5, features=2, coarse_resolution=3, fine_ramp=(10, 20)).double()
+    other.load_state_dict(enc.state_dict())
+    assert float(other.fine_weight) == pytest.approx(0.7)
+    # without a coarse grid nothing changes: no extra parameter, no extra state
+    assert set(DenseGridEncoding(resolution=5, features=2).state_dict()) == {"grid"}

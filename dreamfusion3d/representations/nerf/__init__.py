@@ -28,6 +28,7 @@ class NeRF(VolumeRenderer, Representation):
         return grouped_params(self, lr, lr_network, lr_background)
 
     def update(self, step: int) -> None:
+        self.field.encoding.set_step(step + 1)
         self.update_occupancy(step)
 
     def export_fields(self) -> ExportFields:

@@ -141,6 +141,7 @@ class SDFGeometry(VolumeRenderer, Representation):
 
     def update(self, step: int) -> None:
         self.field.beta.fill_(self.beta_at(step + 1))
+        self.field.encoding.set_step(step + 1)
         self.update_occupancy(step)
 
     def eikonal(self, points: Tensor) -> Tensor:
