@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ def sweep_stale_staging(folder: str | os.PathLike) -> list[Path]:
 
     folder = Path(folder)
     removed = []
-    for path in folder.parent.glob(f".{glob_escape(folder.name)}.stage-*-*"):
+    for path in folder.parent.glob(f".{glob.escape(folder.name)}.stage-*-*"):
         pid = path.name[len(folder.name) + len(".") + len(".stage-"):].split("-", 1)[0]
         if not pid.isdigit() or pid_alive(int(pid)):
             continue
@@ -34,10 +35,6 @@ def sweep_stale_staging(folder: str | os.PathLike) -> list[Path]:
             path.unlink(missing_ok=True)
         removed.append(path)
     return removed
-
-
-def glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 @contextmanager
