@@ -81,3 +81,19 @@ def tiny_args():
         ]
 
     return tiny_args
+
+
+@pytest.fixture(scope="session")
+def same_final_weights():
+    """``same_final_weights(ref, run)``: the two runs' final checkpoints hold the same tensors (the
+    exact-resume check of generate and image-to-3d)."""
+    from safetensors.torch import load_file
+
+    def same_final_weights(ref: Path, run: Path) -> None:
+        a = load_file(str(ref / "checkpoints" / "final" / "model.safetensors"))
+        b = load_file(str(run / "checkpoints" / "final" / "model.safetensors"))
+        assert a.keys() == b.keys()
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=f"tensor {k} differs")
+
+    return same_final_weights

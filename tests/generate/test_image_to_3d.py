@@ -152,7 +152,7 @@ def test_short_run_writes_every_output_one_folder_per_image(tiny_nv_model, tmp_p
 
 
 @pytest.mark.slow
-def test_kill_9_then_resume_matches_uninterrupted(tiny_nv_model, tmp_path):
+def test_kill_9_then_resume_matches_uninterrupted(tiny_nv_model, tmp_path, same_final_weights):
     steps = 40
     image = _object_png(tmp_path / "in.png")
     ref = tmp_path / "ref"
@@ -175,11 +175,7 @@ def test_kill_9_then_resume_matches_uninterrupted(tiny_nv_model, tmp_path):
     assert not (run / "checkpoints" / "final").exists()
 
     assert main(["image-to-3d", "--resume", str(run), "--quiet"]) == 0
-    a = load_file(str(ref / "checkpoints" / "final" / "model.safetensors"))
-    b = load_file(str(run / "checkpoints" / "final" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=f"tensor {k} differs")
+    same_final_weights(ref, run)
     initial = load_file(str(ref / "checkpoints" / "final" / "model.safetensors"))
     assert json.loads((run / "metrics.json").read_text())["steps"] == steps and len(initial) > 0
 
@@ -267,7 +263,7 @@ def test_a_prompt_adds_the_text_term_and_leaves_the_image_term_as_it_was(tiny_nv
 
 @pytest.mark.slow
 def test_prompt_run_records_the_prompt_and_weights_and_resumes_with_them(tiny_nv_model, tiny_prior, tmp_path,
-                                                                          monkeypatch):
+                                                                          monkeypatch, same_final_weights):
     """A --prompt run: the text term in the log, prompt and weights in metrics.json and config.yaml;
     Ctrl-C at step 3, then --resume (which reads the prompt from config.yaml) ends with the
     uninterrupted run's weights."""
@@ -301,11 +297,7 @@ def test_prompt_run_records_the_prompt_and_weights_and_resumes_with_them(tiny_nv
     assert not (run / "checkpoints" / "final").exists()
     monkeypatch.setattr(ImageGeneration, "train_step", real_step)
     assert main(["image-to-3d", "--resume", str(run), "--quiet"]) == 0
-    a = load_file(str(ref / "checkpoints" / "final" / "model.safetensors"))
-    b = load_file(str(run / "checkpoints" / "final" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=f"tensor {k} differs")
+    same_final_weights(ref, run)
     assert json.loads((run / "metrics.json").read_text())["text_guidance"]["prompt"] == "a red cube"
 
 
