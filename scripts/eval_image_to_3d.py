@@ -106,7 +106,7 @@ def evaluate_object(name, obj, cams, args, extra, model, work: Path) -> dict:
 
     from dreamfusion3d.cli import main
     from dreamfusion3d.evaluation.geometry import EmptySolidError, compare_solids, representation_solid
-    from dreamfusion3d.generate.image import headlight_positions
+    from dreamfusion3d.world.render import headlight_positions
     from dreamfusion3d.novel_view.images import load_input_image
     from dreamfusion3d.novel_view.sampling import generation_order, sample_views
     from dreamfusion3d.representations import load_representation

@@ -61,6 +61,10 @@ def main() -> None:
     print("| prompt | IoU | Chamfer | normals | 3D fit | outside largest piece |")
     print("|---|---|---|---|---|---|")
     for run in results["runs"]:
+        if run.get("geometry_empty"):  # collapsed to nothing: IoU 0, as evaluate's summary counts it
+            ious.append(0.0)
+            print(f"| {run['prompt']} | 0.000 (empty) | – | – | – | – |")
+            continue
         g = run["geometry"]
         ious.append(g["iou"])
         print(f"| {run['prompt']} | {g['iou']:.3f} | {g['chamfer']:.3f} | {g['normal_consistency']:.2f} | "

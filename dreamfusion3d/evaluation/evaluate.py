@@ -257,6 +257,7 @@ def geometry_figures(renderer, target: Target, cfg: EvaluateConfig, notes: list[
                                          COLORS[target.second_color] if target.second_color else None)
     except EmptySolidError as exc:
         notes.append(f"no geometry: {exc}")
+        out["geometry_empty"] = True  # counted as IoU 0 and a missed 3D fit in the summary
     return out
 
 
@@ -326,7 +327,9 @@ def _evaluate(cfg: EvaluateConfig, prompts: list[str], runs: list[Path], judge, 
     if scorer is not None:
         parts.append(f"CLIP R@1 {fmt(summary['clip_r_precision'], True)}")
     if summary["iou"] is not None:
-        parts.append(f"IoU {summary['iou']:.3f}, Chamfer {summary['chamfer']:.3f}")
+        parts.append(f"IoU {summary['iou']:.3f}, Chamfer {fmt(summary['chamfer'])}")
+    if summary["geometry_empty"]:
+        parts.append(f"{summary['geometry_empty']} empty (IoU 0)")
     if summary["multi_face_rate"] is not None:
         parts.append(f"multi-face {fmt(summary['multi_face_rate'], True)} of {summary['front_runs']}")
     info(f"{len(rows)} runs: " + ", ".join(parts) + f"; results in {cfg.out / 'results.md'}")

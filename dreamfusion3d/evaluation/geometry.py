@@ -106,6 +106,8 @@ def normalise_solid(solid: Solid, resolution: int = 64) -> Normalised:
 
     h = NORMALISED_HALF_WIDTH
     ngrid = evaluate_grid(normalised_fn, -h, h, resolution, desc="normalised grid")
+    if not (ngrid > 0).any():  # a few stray inside vertices that the resampling misses: no surface to compare
+        raise EmptySolidError(f"the solid is too small to resolve ({len(points)} inside vertices on the evaluation grid)")
     return Normalised(centre, float(radius), ngrid)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..utils.images import contact_sheet, save_png
+from .geometry import TEMPLATE_SHAPES
 
 
 def _mean(values) -> float | None:
@@ -24,17 +25,22 @@ def summarise(rows: list[dict], clip_name: str | None) -> dict:
         summary["clip_r_precision"] = _mean(r.get("clip_r_precision") for r in rows)
         summary["clip_model"] = clip_name
     geo = [r["geometry"] for r in rows if "geometry" in r]
-    summary["geometry_runs"] = len(geo)
-    summary["iou"] = _mean(g["iou"] for g in geo)
+    # a run whose solid is empty (it collapsed to nothing) is a failure: IoU 0 and a missed 3D fit;
+    # Chamfer and the surface figures are undefined for it and averaged over the other runs
+    empty = [r for r in rows if r.get("geometry_empty")]
+    summary["geometry_runs"] = len(geo) + len(empty)
+    summary["geometry_empty"] = len(empty)
+    summary["iou"] = _mean([g["iou"] for g in geo] + [0.0] * len(empty))
     summary["chamfer"] = _mean(g["chamfer"] for g in geo)
     summary["normal_consistency"] = _mean(g.get("normal_consistency") for g in geo)
     summary["outside_largest_component"] = _mean(g.get("outside_largest_component") for g in geo)
     fits = [(r["target"]["shape"], r["geometry"]["template"]["shape"]) for r in rows if "template" in r.get("geometry", {})]
-    summary["template_runs"], summary["template_right"] = len(fits), sum(a == b for a, b in fits)
+    missed = [r for r in empty if r.get("target") and r["target"]["shape"] in TEMPLATE_SHAPES]
+    summary["template_runs"], summary["template_right"] = len(fits) + len(missed), sum(a == b for a, b in fits)
     per_shape: dict[str, list[float]] = {}
     for r in rows:
-        if "geometry" in r and r.get("target"):
-            per_shape.setdefault(r["target"]["shape"], []).append(r["geometry"]["iou"])
+        if ("geometry" in r or r.get("geometry_empty")) and r.get("target"):
+            per_shape.setdefault(r["target"]["shape"], []).append(r["geometry"]["iou"] if "geometry" in r else 0.0)
     summary["iou_by_shape"] = {k: float(np.mean(v)) for k, v in per_shape.items()}
     faces = [r["multiface"] for r in rows if "multiface" in r]
     summary["front_runs"] = len(faces)
@@ -59,8 +65,9 @@ def markdown(rows: list[dict], summary: dict, clip: bool) -> str:
         c, g, m = r["classifier"], r.get("geometry", {}), r.get("multiface")
         cells = [str(i + 1), r["prompt"], fmt(c["shape"], True), fmt(c["color"], True), fmt(c["both"], True)]
         cells += [fmt(r.get("clip_r_precision"), True)] if clip else []
-        fit = g.get("template", {}).get("shape")
-        cells += [fmt(g.get("iou")), fmt(g.get("chamfer")), fmt(g.get("normal_consistency")),
+        empty = bool(r.get("geometry_empty"))
+        fit = "empty" if empty else g.get("template", {}).get("shape")
+        cells += [fmt(0.0 if empty else g.get("iou")), fmt(g.get("chamfer")), fmt(g.get("normal_consistency")),
                   fmt(g.get("outside_largest_component"), True), fit or "–", "–" if m is None else str(m["fronts"])]
         lines.append("| " + " | ".join(cells) + " |")
     s = summary

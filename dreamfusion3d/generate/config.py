@@ -48,6 +48,10 @@ class ShadingConfig:
     """... of lambertian shading (textureless takes the rest)."""
     ambient: float = 0.3
     """Ambient light share in lambertian / textureless shading."""
+    light: Literal["jitter", "headlight"] = "jitter"
+    """Where the light is: jitter = a point light in the camera's direction, jittered (DreamFusion);
+    headlight = the world renderer's directional light up-front-right of each camera, the light of
+    every view the shipped priors were trained on (light_distance_range and light_jitter_deg unused)."""
     light_distance_range: tuple[float, float] = (1.5, 3.0)
     """Point light distance from the origin; its direction is the camera's, jittered."""
     light_jitter_deg: float = 30.0
@@ -156,8 +160,11 @@ class GenerateConfig:
     vram_gb: float | None = None
     """GPU memory to plan for (stable-diffusion / deepfloyd-if priors): sets batch_size, resolution,
     prior.attention_slicing and prior.cpu_offload from estimated peaks (dreamfusion3d/generate/memory.py)."""
-    prior: PriorConfig = dc_field(default_factory=lambda: PriorConfig(t_anneal="linear"))
-    """The frozen diffusion prior."""
+    prior: PriorConfig = dc_field(default_factory=lambda: PriorConfig(
+        guidance_scale=7.5, t_min=0.9, t_anneal="linear", t_max_end=0.75, t_min_end=0.02))
+    """The frozen diffusion prior. The default's timesteps start in [0.9, 0.98], where the bundled
+    32 px prior still decides the shape, and slide to [0.02, 0.75] (docs/RESULTS.md, "the sphere
+    lock"); the sd and if presets set their own."""
     prompting: PromptConfig = dc_field(default_factory=PromptConfig)
     """View-dependent prompts, negative prompt, Perp-Neg."""
     geometry: str = "sdf"

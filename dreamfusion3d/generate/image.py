@@ -36,6 +36,7 @@ from ..novel_view.model import CameraPrior
 from ..rendering import BackgroundConfig
 from .config import GenerateConfig, Ramp, ShadingConfig
 from .joint import TextPriorConfig, joint_sds_loss
+from ..world.render import headlight_positions
 from .loop import Generation
 
 
@@ -71,18 +72,7 @@ def _image_shading() -> ShadingConfig:
     # lambertian under the world renders' headlight (see headlight_positions): the input view and
     # every random view are lit as the novel-view model's training views were, so the field learns
     # the albedo and the shading carries the shape
-    return ShadingConfig(albedo_only_steps=0, albedo_prob=0.0, lambertian_prob=1.0, ambient=0.3)
-
-
-def headlight_positions(positions: Tensor, distance: float = 1000.0) -> Tensor:  # [B, 3] -> [B, 3]
-    """Point lights far along the world renderer's headlight (up-front-right of each camera looking
-    at the origin): a directional light, as ``make-dataset`` lit the views the prior learned from."""
-    from ..cameras import look_at
-    from ..world.render import default_light_dirs
-
-    rot = look_at(positions)
-    dirs = default_light_dirs(Cameras(rot, torch.zeros(len(positions)), 1, 1))
-    return dirs * distance
+    return ShadingConfig(albedo_only_steps=0, albedo_prob=0.0, lambertian_prob=1.0, ambient=0.3, light="headlight")
 
 
 @dataclass

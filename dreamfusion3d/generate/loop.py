@@ -31,6 +31,7 @@ from ..utils.io import current_folder, link_folder, staged_folder, write_json_at
 from ..utils.logging import info, progress, warn
 from ..utils.outdir import has_checkpoint, output_folder
 from ..utils.validate import validate_config
+from ..world.render import headlight_positions
 from .checks import Ranks, claim_folder, rank_and_world, read_prompts_file, validate_generate  # noqa: F401
 from .config import GenerateConfig
 from .memory import apply_memory_plan
@@ -157,6 +158,8 @@ class Generation:
     # ------------------------------------------------------------------ one step
     def _lights(self, cam_positions: Tensor) -> Tensor:  # [B,3] -> [B,3]
         s = self.cfg.shading
+        if s.light == "headlight":
+            return headlight_positions(cam_positions)
         b = cam_positions.shape[0]
         g = self.generator
         direction = cam_positions / cam_positions.norm(dim=-1, keepdim=True)

@@ -76,6 +76,7 @@ class Prior:
     t_max: float = 0.98
     t_anneal: S.TAnneal = "none"
     t_max_end: float = 0.5
+    t_min_end: float | None = None
     weighting: S.Weighting = "sds"
     defer_finite_check: bool = False
     """False: each SDS step checks its gradient for NaN/Inf at once and warns (a host sync). True
@@ -140,6 +141,7 @@ class Prior:
         self.guidance_scale = config.resolved_guidance_scale()
         self.t_min, self.t_max = config.t_min, config.t_max
         self.t_anneal, self.t_max_end = config.t_anneal, config.t_max_end
+        self.t_min_end = getattr(config, "t_min_end", None)
         self.weighting = config.weighting
         return self
 
@@ -193,7 +195,7 @@ class Prior:
 
     def timestep_bounds(self, progress: float | None = None) -> tuple[int, int]:
         return S.timestep_bounds(self.num_train_timesteps, self.t_min, self.t_max, progress, self.t_anneal,
-                                 self.t_max_end)
+                                 self.t_max_end, self.t_min_end)
 
     def sds_loss(self, images: Tensor, cond_emb: Condition, uncond_emb: Condition, **options: Any) -> SDSOutput:
         """Score distillation on rendered ``images [B, 3, H, W]`` in [0, 1]: encode them to model

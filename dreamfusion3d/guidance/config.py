@@ -30,6 +30,9 @@ class PriorConfig:
     """Timestep annealing: linear moves t_max to t_max_end over the optimisation."""
     t_max_end: float = 0.5
     """Final t_max when t_anneal is linear."""
+    t_min_end: float | None = None
+    """Final t_min when t_anneal is linear (unset: t_min stays where it is). A high t_min that falls
+    to this value gives the first steps only the large noise levels, where the prior shapes."""
     weighting: Literal["sds", "uniform", "grad-norm"] = "sds"
     """w(t): sds = 1 - alpha_bar_t (DreamFusion), uniform = 1, grad-norm = uniform then the batch's SDS gradient is rescaled to unit mean per-image L2 norm."""
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
@@ -47,12 +50,14 @@ class PriorConfig:
 
     def check(self) -> None:
         """Refuse a t-range outside [0, 1] or upside down (one line, before any model is loaded)."""
-        for name in ("t_min", "t_max", "t_max_end"):
+        for name in ("t_min", "t_max", "t_max_end", "t_min_end"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
+            if value is not None and not 0.0 <= value <= 1.0:
                 raise UserError(f"prior.{name} must be in [0, 1], got {value}")
         if self.t_min > self.t_max:
             raise UserError(f"prior.t_min ({self.t_min}) must not exceed prior.t_max ({self.t_max})")
+        if self.t_min_end is not None and self.t_min_end > self.t_max_end and self.t_anneal == "linear":
+            raise UserError(f"prior.t_min_end ({self.t_min_end}) must not exceed prior.t_max_end ({self.t_max_end})")
 
     def resolved_guidance_scale(self) -> float:
         return default_guidance_scale(self.kind, self.guidance_scale)

@@ -36,18 +36,23 @@ def timestep_bounds(
     progress: float | None = None,
     anneal: TAnneal = "none",
     t_max_end: float | None = None,
+    t_min_end: float | None = None,
 ) -> tuple[int, int]:
     """Integer bounds ``(lo, hi)`` (inclusive) of the timesteps to draw from.
 
     With ``anneal="linear"`` the upper fraction moves linearly from ``t_max`` (progress 0) to
     ``t_max_end`` (progress 1), never below ``t_min``: late in training only small noise levels
-    remain, which refines detail instead of reshaping the object.
+    remain, which refines detail instead of reshaping the object. ``t_min_end`` (when given) moves
+    the lower fraction the same way, from ``t_min`` to ``t_min_end``: a high starting ``t_min`` spends
+    the first steps at the large noise levels where a prior still decides the shape.
     """
     if not 0.0 <= t_min <= t_max <= 1.0:
         raise ValueError(f"need 0 <= t_min <= t_max <= 1, got t_min={t_min}, t_max={t_max}")
     hi_frac = t_max
     if anneal == "linear" and progress is not None:
         p = min(max(float(progress), 0.0), 1.0)
+        if t_min_end is not None:
+            t_min = t_min + (t_min_end - t_min) * p
         end = t_min if t_max_end is None else t_max_end
         hi_frac = max(t_min, t_max + (end - t_max) * p)
     elif anneal not in ("none", "linear"):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..cameras import Cameras
+from ..cameras import Cameras, look_at
 from .scene import Scene
 
 HIT_EPS = 1e-4  # a ray has hit when the SDF is below this (scene units)
@@ -54,6 +54,15 @@ def _light_dirs(cameras: Cameras, light_dir) -> Tensor:  # [B, 3]
     light = torch.as_tensor(light_dir, dtype=cameras.c2w.dtype, device=cameras.device).reshape(-1, 3)
     light = light.expand(cameras.batch_size, 3)
     return light / light.norm(dim=-1, keepdim=True)
+
+
+def headlight_positions(positions: Tensor, distance: float = 1000.0) -> Tensor:  # [B, 3] -> [B, 3]
+    """Point lights far along :func:`default_light_dirs` for cameras at ``positions`` looking at the
+    origin: the directional headlight every world render (hence every training view of the shipped
+    priors) is lit with, for renderers that take point lights."""
+    rot = look_at(positions)
+    dirs = default_light_dirs(Cameras(rot, torch.zeros(len(positions)), 1, 1))
+    return dirs * distance
 
 
 def shade(albedo: Tensor, normals: Tensor, light: Tensor, ambient: float) -> Tensor:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dreamfusion3d.evaluation.geometry import Solid, compare_solids, normalise_solid, scene_solid
+from dreamfusion3d.evaluation.geometry import EmptySolidError, Solid, compare_solids, normalise_solid, scene_solid
 from dreamfusion3d.evaluation.metrics import (
     box_iou, chamfer_distance, normalisation, r_precision, retrieval_hits, volumetric_iou,
 )
@@ -83,6 +83,15 @@ def test_normalise_solid_measures_centre_and_size():
     n = normalise_solid(Solid(lambda p: 0.4 - (p - torch.tensor([0.1, 0.2, 0.0])).norm(dim=-1)), 48)
     assert np.allclose(n.centre, [0.1, 0.2, 0.0], atol=0.02)
     assert n.radius == pytest.approx(0.4, rel=0.03)
+
+
+def test_a_solid_too_small_to_resample_is_empty_not_a_crash():
+    # inside at one vertex of the scene grid only: found there, missed by the normalised grid (48 is even,
+    # so no normalised vertex falls on the centre) -> EmptySolidError, which evaluate counts as IoU 0
+    vertex = torch.tensor([float(np.linspace(-1.0, 1.0, 48)[10])] * 3)
+    dot = Solid(lambda p: ((p - vertex).norm(dim=-1) < 1e-6).float() * 2.0 - 1.0)
+    with pytest.raises(EmptySolidError, match="too small"):
+        normalise_solid(dot, 48)
 
 
 def test_geometry_is_invariant_to_position_and_size_and_tells_shapes_apart():

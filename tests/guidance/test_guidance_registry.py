@@ -21,13 +21,14 @@ def test_kinds_and_image_kinds_come_from_the_registry():
 
 @pytest.mark.parametrize("kind", ["bundled", "novel_view"])
 def test_from_config_alone_gives_what_load_prior_gives(kind):
-    config = PriorConfig(kind=kind, t_min=0.1, t_max=0.7, t_anneal="linear", t_max_end=0.4, weighting="uniform")
+    config = PriorConfig(kind=kind, t_min=0.1, t_max=0.7, t_anneal="linear", t_max_end=0.4, t_min_end=0.05,
+                         weighting="uniform")
     direct = PRIORS[kind].load().from_config(config)
     loaded = load_prior(config)
-    settings = ("guidance_scale", "t_min", "t_max", "t_anneal", "t_max_end", "weighting")
+    settings = ("guidance_scale", "t_min", "t_max", "t_anneal", "t_max_end", "t_min_end", "weighting")
     assert [getattr(direct, s) for s in settings] == [getattr(loaded, s) for s in settings]
     assert direct.guidance_scale == PRIORS[kind].guidance_scale and direct.t_min == 0.1
-    assert direct.weighting == "uniform"
+    assert direct.weighting == "uniform" and direct.t_min_end == 0.05
 
 
 def test_from_config_checks_the_t_range():

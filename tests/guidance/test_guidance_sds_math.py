@@ -34,6 +34,28 @@ def test_linear_annealing_of_t_max():
         S.timestep_bounds(1000, 0.9, 0.1)
 
 
+def test_linear_annealing_of_t_min_moves_the_window():
+    b = lambda p: S.timestep_bounds(1000, 0.9, 0.98, progress=p, anneal="linear", t_max_end=0.5,  # noqa: E731
+                                    t_min_end=0.02)
+    # both ends move linearly: (0.9 → 0.02, 0.98 → 0.5); at p = 0.5 the window is [0.46, 0.74]
+    assert b(0.0) == (900, 980) and b(0.5) == (460, 740) and b(1.0) == (20, 500)
+    for p in torch.linspace(0, 1, 21).tolist():
+        lo, hi = b(p)
+        assert lo == round(1000 * (0.9 - 0.88 * p)) and lo <= hi
+    # unset: t_min stays (the window of test_linear_annealing_of_t_max); no anneal: nothing moves
+    assert S.timestep_bounds(1000, 0.02, 0.98, 0.5, "linear", 0.5, None) == (20, 740)
+    assert S.timestep_bounds(1000, 0.9, 0.98, 0.5, "none", 0.5, 0.02) == (900, 980)
+
+
+def test_prior_config_refuses_a_t_min_end_outside_the_window():
+    from dreamfusion3d.guidance.config import PriorConfig
+    PriorConfig(t_min=0.9, t_anneal="linear", t_min_end=0.02).check()
+    with pytest.raises(UserError, match="t_min_end"):
+        PriorConfig(t_min=0.9, t_anneal="linear", t_min_end=1.5).check()
+    with pytest.raises(UserError, match="t_min_end"):
+        PriorConfig(t_min=0.9, t_anneal="linear", t_min_end=0.7, t_max_end=0.5).check()
+
+
 # ---- guidance ----------------------------------------------------------------------------------
 def test_classifier_free_guidance_arithmetic():
     u, c = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)

@@ -175,3 +175,23 @@ def test_compositions_stack_top_over_bottom():
     top_rows = torch.nonzero(_colour_mask(out, "red")[0])[:, 0].float()
     bottom_rows = torch.nonzero(_colour_mask(out, "green")[0])[:, 0].float()
     assert top_rows.max() <= bottom_rows.min() + 1  # image row 0 is the top
+
+
+def test_headlight_positions_relight_a_world_render_exactly():
+    # Lambertian shading of the world render's own normals and albedo under point lights at
+    # headlight_positions (what generate uses with --shading.light headlight) reproduces its pixels
+    from dreamfusion3d.world.render import headlight_positions, shade
+
+    cams = orbit_cameras([30.0, -120.0, 75.0], [20.0, -5.0, 60.0], 2.6, 40.0, 24)
+    out = render_scene(primitive_scene("sphere", "orange", seed=0), cams)
+    hit = out["alpha"][..., 0] > 0.5
+    assert hit.sum() > 100
+    lights = headlight_positions(cams.positions)  # [B, 3], 1000 units away
+    assert torch.allclose(lights.norm(dim=-1), torch.full((3,), 1000.0))
+    # a headlight: on the camera's side and above its line of sight
+    view = cams.positions / cams.positions.norm(dim=-1, keepdim=True)
+    assert ((lights / 1000.0 * view).sum(-1) > 0.7).all()
+    # surface points lie within 1 of the origin, so the direction to a light 1000 away is its own to 1e-3
+    light_dir = (lights / lights.norm(dim=-1, keepdim=True))[:, None, None, :]
+    relit = shade(out["albedo"], out["normals"], light_dir, 0.3)
+    assert (relit[hit] - out["rgb"][hit]).abs().max() < 2e-3
