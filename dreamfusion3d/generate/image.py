@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..cameras import Cameras, CameraSamplerConfig, orbit_cameras
+from ..cameras import CameraSamplerConfig, orbit_cameras
 from ..fields import FieldConfig
 from ..guidance import ImagePrompt, PriorConfig
 from ..novel_view.model import CameraPrior
