@@ -8,7 +8,9 @@ disk. Per object:
 
 * input: the object rendered at 128 px from the canonical input camera of the novel-view model
   (azimuth 0, its elevation, radius and fov), saved as an RGBA PNG and given to
-  ``dreamfusion3d image-to-3d`` (subprocess-free: the CLI's ``main``);
+  ``dreamfusion3d image-to-3d --reference.no-recentre`` (subprocess-free: the CLI's ``main``): the
+  camera is known, so the input keeps its framing and the 3D stays in the truth's frame
+  (``--recentre`` re-centres it as for a photo, which rescales and shifts the object);
 * targets: 6 of the object's dataset cameras spread by index away from the input
   (``evaluate-novel-view``'s choice), rendered as ground truth at the model resolution;
 * scored: mesh IoU / Chamfer of the optimised NeRF vs the true solid
@@ -122,7 +124,10 @@ def evaluate_object(name, obj, cams, args, extra, model, work: Path) -> dict:
     png = work / f"{name}.png"
     iio.imwrite(png, (torch.cat([rgb, alpha], 1)[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
 
-    source = load_input_image(png, res, cam.object_fraction)  # what novel-view (and image-to-3d) sees
+    # what novel-view (and image-to-3d) sees: by default the render as its camera framed it, so the
+    # 3D, the samples and the copy stay in the truth's frame (--recentre: cut out and re-centred, as
+    # for a photo; the object is then rescaled and shifted against the truth, which PSNR punishes)
+    source = load_input_image(png, res, cam.object_fraction, recentre=args.recentre)
     copy = [psnr(_np(truth[k]), _np(source)) for k in range(len(targets))]
     tsph = sph(tcams)
     views = sample_views(model, source[None], canonical[None], tsph[None],
@@ -131,7 +136,8 @@ def evaluate_object(name, obj, cams, args, extra, model, work: Path) -> dict:
 
     out = work / name
     t0 = time.time()
-    code = main(["image-to-3d", "--image", str(png), "--out", str(out), "--quiet", *extra])
+    framing = [] if args.recentre else ["--reference.no-recentre"]
+    code = main(["image-to-3d", "--image", str(png), "--out", str(out), "--quiet", *framing, *extra])
     seconds = time.time() - t0
     if code != 0:
         raise SystemExit(f"image-to-3d failed on {name} (exit {code})")
@@ -194,6 +200,9 @@ def main_cli(argv: list[str] | None = None) -> None:
     ap.add_argument("--meshes", type=Path, nargs="?", const=ROOT.parent / "shared" / "data" / "meshes", default=None)
     ap.add_argument("--geometry-resolution", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--recentre", action="store_true",
+                    help="cut the input out and re-centre it (image-to-3d's default for photos) instead of "
+                         "passing the canonical-camera render as framed (--reference.no-recentre)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from dreamfusion3d.novel_view.model import NovelViewModel

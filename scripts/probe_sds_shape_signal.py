@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("--times", type=float, nargs="+", default=list(TIMES), help="diffusion times (fractions)")
     parser.add_argument("--views", type=int, default=16)
     parser.add_argument("--draws", type=int, default=8, help="noise draws per view and time")
+    parser.add_argument("--background", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("R", "G", "B"),
+                        help="what the renders are composited over (the prior's training views: white)")
     parser.add_argument("--out", type=Path, default=Path("outputs/shape_signal"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -48,7 +50,7 @@ def main() -> None:
 
     def renders(shape: str, **params) -> torch.Tensor:
         scene = primitive_scene(shape, args.colour, seed=0, **params)
-        return prior.encode_images(render_scene(scene, cams)["rgb"].permute(0, 3, 1, 2))
+        return prior.encode_images(render_scene(scene, cams, background=args.background)["rgb"].permute(0, 3, 1, 2))
 
     z_obj, z_sph = renders(args.shape), renders("sphere", scale=0.75)
     direction = (z_obj - z_sph).flatten(1)

@@ -54,6 +54,10 @@ class ReferenceConfig:
     """Vertical field of view of the input's camera in degrees (None: the prior's)."""
     object_fraction: float | None = None
     """Share of the image side the cut-out object spans once centred (None: the prior's framing)."""
+    recentre: bool = True
+    """Cut the object out and centre it at object_fraction (for photos and any framing). False:
+    the image is already framed by the input camera (e.g. a render from it): it is only padded to a
+    square and resized, so the 3D keeps the object's size and position in that camera's view."""
     resolution: int = 32
     """Size at which the input view is rendered and compared (32: the prior's own resolution; 64
     measured 2.9× slower with no better mesh, docs/RESULTS.md)."""
@@ -135,12 +139,12 @@ class ImageGeneration(Generation):
 
     # ---- hooks of Generation -------------------------------------------------------------
     def _build_guidance(self) -> None:
-        from ..novel_view.images import centre_object_and_mask
+        from ..novel_view.images import frame_input
 
         cfg: ImageTo3DConfig = self.cfg
         self.source, fov, fraction = input_camera(cfg, self.prior)
         res = cfg.reference.resolution
-        rgb, alpha = centre_object_and_mask(self._pixels, res, fraction)
+        rgb, alpha = frame_input(self._pixels, res, fraction, cfg.reference.recentre)
         self.reference_rgb = rgb.to(self.device)  # [3, R, R] over white
         self.reference_mask = alpha.to(self.device)  # [1, R, R]
         a, e, r = self.source.tolist()

@@ -32,7 +32,7 @@ COMMAND = "image-to-3d"
 
 def read_inputs(cfg: ImageTo3DConfig) -> list[tuple[str, object]]:
     """(name, pixels) per input image, each validated as ``novel-view`` validates its input."""
-    from ..novel_view.images import centre_object, read_image
+    from ..novel_view.images import frame_input, read_image
 
     if not cfg.image:
         raise UserError("no input image: pass --image IMG (or several)")
@@ -40,7 +40,7 @@ def read_inputs(cfg: ImageTo3DConfig) -> list[tuple[str, object]]:
     for path in cfg.image:
         pixels = read_image(path)
         try:
-            centre_object(pixels, 8)  # finds the object (or says there is none) before any writing
+            frame_input(pixels, 8, recentre=cfg.reference.recentre)  # finds the object (or says there is none) before any writing
         except UserError as exc:
             raise UserError(f"{path}: {exc}") from exc
         name = slugify(Path(path).stem, 60)

@@ -21,12 +21,13 @@ def render_views(renderer, cameras, shading: str = "albedo", chunk: int = 4, wit
     """uint8 frames ``[N,H,W,3]`` (rendered in small batches to bound memory); with ``with_alpha``
     also the float opacity ``[N,H,W]``."""
     frames, alphas = [], []
-    for i in range(0, cameras.batch_size, chunk):
-        cams = cameras[i : i + chunk]
-        lights = cams.positions * 1.5
-        out = renderer.render(cams, shading=shading, light_positions=lights, ambient=0.3)
-        frames.append((out["rgb"].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
-        alphas.append(out["opacity"][..., 0].float().cpu().numpy())
+    with renderer.for_display():
+        for i in range(0, cameras.batch_size, chunk):
+            cams = cameras[i : i + chunk]
+            lights = cams.positions * 1.5
+            out = renderer.render(cams, shading=shading, light_positions=lights, ambient=0.3)
+            frames.append((out["rgb"].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
+            alphas.append(out["opacity"][..., 0].float().cpu().numpy())
     if with_alpha:
         return np.concatenate(frames), np.concatenate(alphas)
     return np.concatenate(frames)

@@ -77,6 +77,8 @@ class Prior:
     t_anneal: S.TAnneal = "none"
     t_max_end: float = 0.5
     t_min_end: float | None = None
+    t_mid_prob: float = 0.0
+    t_mid_range: tuple[float, float] = (0.4, 0.7)
     weighting: S.Weighting = "sds"
     defer_finite_check: bool = False
     """False: each SDS step checks its gradient for NaN/Inf at once and warns (a host sync). True
@@ -142,6 +144,8 @@ class Prior:
         self.t_min, self.t_max = config.t_min, config.t_max
         self.t_anneal, self.t_max_end = config.t_anneal, config.t_max_end
         self.t_min_end = getattr(config, "t_min_end", None)
+        self.t_mid_prob = float(getattr(config, "t_mid_prob", 0.0))
+        self.t_mid_range = tuple(getattr(config, "t_mid_range", (0.4, 0.7)))
         self.weighting = config.weighting
         return self
 
@@ -234,6 +238,9 @@ class Prior:
         if t is None:
             lo, hi = self.timestep_bounds(progress)
             t = S.sample_timesteps(B, lo, hi, generator=generator, device=z.device)
+            if self.t_mid_prob > 0:
+                t = S.mix_timesteps(t, self.t_mid_prob, self.num_train_timesteps, *self.t_mid_range,
+                                    generator=generator)
         t = t.to(device=z.device, dtype=torch.long).expand(B) if t.ndim == 0 else t.to(z.device).long()
         if noise is None:
             noise = randn_tensor(tuple(z.shape), generator=generator, device=z.device, dtype=torch.float32)

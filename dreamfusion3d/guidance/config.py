@@ -33,6 +33,11 @@ class PriorConfig:
     t_min_end: float | None = None
     """Final t_min when t_anneal is linear (unset: t_min stays where it is). A high t_min that falls
     to this value gives the first steps only the large noise levels, where the prior shapes."""
+    t_mid_prob: float = 0.0
+    """Share of the views whose t is drawn from t_mid_range instead of the (annealed) window: a few
+    mid-noise draws among early large-t ones (0: none, the window alone)."""
+    t_mid_range: tuple[float, float] = (0.4, 0.7)
+    """The t-range (fractions) of those views."""
     weighting: Literal["sds", "uniform", "grad-norm"] = "sds"
     """w(t): sds = 1 - alpha_bar_t (DreamFusion), uniform = 1, grad-norm = uniform then the batch's SDS gradient is rescaled to unit mean per-image L2 norm."""
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
@@ -54,6 +59,11 @@ class PriorConfig:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise UserError(f"prior.{name} must be in [0, 1], got {value}")
+        if not 0.0 <= self.t_mid_prob <= 1.0:
+            raise UserError(f"prior.t_mid_prob must be in [0, 1], got {self.t_mid_prob}")
+        lo, hi = self.t_mid_range
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise UserError(f"prior.t_mid_range must be two fractions lo <= hi in [0, 1], got {lo} {hi}")
         if self.t_min > self.t_max:
             raise UserError(f"prior.t_min ({self.t_min}) must not exceed prior.t_max ({self.t_max})")
         if self.t_min_end is not None and self.t_min_end > self.t_max_end and self.t_anneal == "linear":

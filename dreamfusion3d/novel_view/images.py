@@ -80,25 +80,57 @@ def centre_object(img: np.ndarray, size: int, object_fraction: float = 0.5) -> T
     return centre_object_and_mask(img, size, object_fraction)[0]
 
 
-def centre_object_and_mask(img: np.ndarray, size: int, object_fraction: float = 0.5) -> tuple[Tensor, Tensor]:
-    """:func:`centre_object` and the object's mask framed the same way (``[1, size, size]`` in [0, 1])."""
-    alpha, rgb = object_mask(img)
+def _object_found(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ys, xs = np.nonzero(alpha > 0.5)
     if ys.size == 0:
         raise UserError("no object found in the input image (it is one plain colour)")
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    crop = np.concatenate([rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1, None]], axis=-1)
-    side = max(y1 - y0, x1 - x0)
-    canvas_side = max(int(round(side / max(object_fraction, 1e-3))), side)
+    return ys, xs
+
+
+def _pad_square_and_resize(rgba: np.ndarray, canvas_side: int, size: int) -> tuple[Tensor, Tensor]:
+    """``rgba [h, w, 4]`` pasted in the middle of a transparent white square of ``canvas_side``,
+    resized to ``size`` with anti-aliasing: (rgb [3, size, size], mask [1, size, size])."""
+    h, w = rgba.shape[:2]
     canvas = np.ones((canvas_side, canvas_side, 4), dtype=np.float32)
     canvas[..., 3] = 0.0
-    oy, ox = (canvas_side - (y1 - y0)) // 2, (canvas_side - (x1 - x0)) // 2
-    canvas[oy:oy + y1 - y0, ox:ox + x1 - x0] = crop
+    oy, ox = (canvas_side - h) // 2, (canvas_side - w) // 2
+    canvas[oy:oy + h, ox:ox + w] = rgba
     t = torch.from_numpy(canvas).permute(2, 0, 1)[None]
     t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     t = t[0].clamp(0.0, 1.0)
     return t[:3], t[3:]
 
 
-def load_input_image(path: str | Path, size: int, object_fraction: float = 0.5) -> Tensor:  # [3, size, size]
-    return centre_object(read_image(path), size, object_fraction)
+def centre_object_and_mask(img: np.ndarray, size: int, object_fraction: float = 0.5) -> tuple[Tensor, Tensor]:
+    """:func:`centre_object` and the object's mask framed the same way (``[1, size, size]`` in [0, 1])."""
+    alpha, rgb = object_mask(img)
+    ys, xs = _object_found(alpha)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    crop = np.concatenate([rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1, None]], axis=-1)
+    side = max(y1 - y0, x1 - x0)
+    return _pad_square_and_resize(crop, max(int(round(side / max(object_fraction, 1e-3))), side), size)
+
+
+def keep_framing_and_mask(img: np.ndarray, size: int) -> tuple[Tensor, Tensor]:
+    """The image as its camera framed it: composited over white, padded to a square about its centre
+    and resized (no crop, no re-centring), and its mask framed the same way.
+
+    For an input whose camera is known (e.g. a render at the input camera): the object keeps the
+    size and position it has there, so a 3D fitted to it stays in that camera's frame."""
+    alpha, rgb = object_mask(img)
+    _object_found(alpha)
+    return _pad_square_and_resize(np.concatenate([rgb, alpha[..., None]], axis=-1), max(alpha.shape), size)
+
+
+def frame_input(img: np.ndarray, size: int, object_fraction: float = 0.5, recentre: bool = True
+                ) -> tuple[Tensor, Tensor]:
+    """(rgb [3, size, size] over white, mask [1, size, size]): :func:`centre_object_and_mask` when
+    ``recentre``, else :func:`keep_framing_and_mask`."""
+    if recentre:
+        return centre_object_and_mask(img, size, object_fraction)
+    return keep_framing_and_mask(img, size)
+
+
+def load_input_image(path: str | Path, size: int, object_fraction: float = 0.5,
+                     recentre: bool = True) -> Tensor:  # [3, size, size]
+    return frame_input(read_image(path), size, object_fraction, recentre)[0]

@@ -25,7 +25,7 @@ from ..utils.io import atomic_path, write_json_atomic
 from ..utils.logging import info, warn
 from ..utils.outdir import check_output_folder, output_folder
 from ..utils.validate import check_model_folder
-from .images import centre_object, read_image
+from .images import frame_input, read_image
 from .model import NovelViewModel
 from .sampling import DEFAULT_STEPS, GUIDANCE_SCALE, INPUT_WEIGHT, generation_order, sample_views
 
@@ -55,6 +55,9 @@ class NovelViewConfig:
     """Elevation of the input's camera (None = the model's canonical training elevation)."""
     input_radius: float | None = None
     """Distance of the input's camera (None = the training radius)."""
+    recentre: bool = True
+    """Cut the object out and centre it as the training views were framed. False: the image is
+    already framed by the input camera (e.g. a render from it) and is only padded and resized."""
     sampler: Literal["ddim", "dpmsolver", "unipc"] = "dpmsolver"
     """Denoising sampler: DDIM, DPM-Solver++ (2M) or UniPC (diffusers schedulers)."""
     steps: int | None = None
@@ -147,7 +150,7 @@ def run(cfg: NovelViewConfig) -> None:
     pixels = read_image(cfg.image)  # fail fast on a bad input, before loading the model
     model = NovelViewModel.from_pretrained(cfg.model, device=device)
     cam = model.camera
-    source = centre_object(pixels, model.resolution, cam.object_fraction).to(device)  # [3, R, R]
+    source = frame_input(pixels, model.resolution, cam.object_fraction, cfg.recentre)[0].to(device)  # [3, R, R]
     src_el = cam.elevation if cfg.input_elevation is None else cfg.input_elevation
     radius = cam.radius if cfg.input_radius is None else cfg.input_radius
     src_sph = torch.tensor([cfg.input_azimuth, src_el, radius], dtype=torch.float32)

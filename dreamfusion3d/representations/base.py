@@ -9,8 +9,9 @@ from). A new representation is one folder that subclasses it plus one line in ``
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Iterator, Literal
 
 import torch
 from torch import Tensor, nn
@@ -59,6 +60,12 @@ class Representation(nn.Module):
                     light_positions: Tensor | None = None, ambient: float = 0.1,
                     with_normals: bool | None = None) -> dict[str, Tensor | int]:
         raise NotImplementedError
+
+    @contextmanager
+    def for_display(self) -> Iterator["Representation"]:
+        """Renders inside this block are for people to look at (turntables, previews), not for
+        the loss: a representation may draw its surface sharper than it trains. Default: as trained."""
+        yield self
 
     # -- optimisation ----------------------------------------------------------------------
     def param_groups(self, lr: float, lr_network: float, lr_background: float) -> list[dict]:

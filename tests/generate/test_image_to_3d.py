@@ -322,3 +322,38 @@ def test_resuming_a_run_saved_before_prompt_existed_means_no_prompt(tmp_path, mo
     monkeypatch.setattr(image_command, "read_inputs", stop_after_the_checks)
     assert main(["image-to-3d", "--resume", str(run)]) == 2
     assert seen == [None]
+
+
+def test_no_recentre_keeps_the_input_framing_for_the_reference_view_and_the_prior(tiny_nv_model, tmp_path):
+    """--reference.no-recentre: the reference view (and the image the prior is conditioned on) is the
+    image as its camera framed it; the default cuts the object out and centres it."""
+    from dreamfusion3d.cli import _parse
+    from dreamfusion3d.generate.image import ImageGeneration, ImageTo3DConfig
+    from dreamfusion3d.generate.image_command import read_inputs
+
+    img = np.zeros((40, 40, 4), dtype=np.uint8)
+    img[4:14, 26:34] = (200, 30, 30, 255)  # a small box up and to the right
+    path = tmp_path / "corner.png"
+    iio.imwrite(path, img)
+
+    def reference(*extra):
+        args = [a for a in tiny_args(tiny_nv_model, path, tmp_path / "o")[1:] if a != "--quiet"] + list(extra)
+        cfg = _parse("image-to-3d", ImageTo3DConfig, args, None)
+        (name, pixels), = read_inputs(cfg)
+        gen = ImageGeneration(cfg, f"image:{name}", pixels, cfg.out)
+        return gen.reference_mask[0], gen.image_prompt.image, gen.reference_rgb
+
+    def centroid(mask):
+        ys, xs = torch.nonzero(mask > 0.5, as_tuple=True)
+        return float(ys.float().mean()), float(xs.float().mean())
+
+    kept, prompt_kept, rgb_kept = reference("--reference.no-recentre")
+    centred, _, _ = reference()
+    torch.testing.assert_close(prompt_kept, rgb_kept.cpu())  # the prior sees the same framing
+    # 40 px → 16 px: the box's centre (8.5, 29.5) lands at (3.4, 11.8), its area is 80 × 0.16 px²
+    cy, cx = centroid(kept)
+    assert abs(cy - 3.4) < 1.0 and abs(cx - 11.8) < 1.0
+    assert float(kept.sum()) == pytest.approx(80 * (16 / 40) ** 2, rel=0.15)
+    cy, cx = centroid(centred)
+    assert abs(cy - 7.5) < 1.0 and abs(cx - 7.5) < 1.0  # the default moves it to the middle
+    assert not (tmp_path / "o").exists()  # building the run writes nothing

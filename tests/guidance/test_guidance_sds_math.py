@@ -56,6 +56,38 @@ def test_prior_config_refuses_a_t_min_end_outside_the_window():
         PriorConfig(t_min=0.9, t_anneal="linear", t_min_end=0.7, t_max_end=0.5).check()
 
 
+def test_mixed_timesteps_replace_a_share_of_the_views_by_mid_range_draws():
+    g = torch.Generator().manual_seed(0)
+    t = S.sample_timesteps(20000, 900, 980, generator=g)
+    assert torch.equal(S.mix_timesteps(t, 0.0, 1000, 0.4, 0.7, generator=g), t)
+    all_mid = S.mix_timesteps(t, 1.0, 1000, 0.4, 0.7, generator=g)
+    assert int(all_mid.min()) == 400 and int(all_mid.max()) == 700
+    mixed = S.mix_timesteps(t, 0.25, 1000, 0.4, 0.7, generator=g)
+    moved = mixed != t  # windows disjoint: every replaced view is visible
+    # binomial(20000, 0.25): sd 61, so ±300 is 5 sd
+    assert abs(int(moved.sum()) - 5000) < 300
+    assert bool(((mixed[moved] >= 400) & (mixed[moved] <= 700)).all()) and torch.equal(mixed[~moved], t[~moved])
+
+
+def test_prior_draws_mid_range_timesteps_for_the_configured_share():
+    from dreamfusion3d.guidance.config import PriorConfig
+
+    prior = ExactPrior(torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0)))
+    prior.configure(PriorConfig(kind="exact", t_min=0.9, t_max=0.98, t_mid_prob=0.5, t_mid_range=(0.2, 0.3)))
+    z = torch.zeros(4000, 3, 4, 4)
+    cond = prior.encode_text(["x"])
+    t = prior.sds_loss_latents(z, cond, cond, generator=torch.Generator().manual_seed(1)).t
+    T = prior.num_train_timesteps
+    low = t < 0.5 * T
+    assert abs(float(low.float().mean()) - 0.5) < 0.04
+    assert bool((t[low] >= round(0.2 * T)).all() and (t[low] <= round(0.3 * T)).all())
+    assert bool((t[~low] >= round(0.9 * T)).all())
+    with pytest.raises(UserError, match="t_mid_prob"):
+        PriorConfig(t_mid_prob=1.5).check()
+    with pytest.raises(UserError, match="t_mid_range"):
+        PriorConfig(t_mid_range=(0.7, 0.4)).check()
+
+
 # ---- guidance ----------------------------------------------------------------------------------
 def test_classifier_free_guidance_arithmetic():
     u, c = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)

@@ -60,3 +60,28 @@ def test_plain_background_is_replaced_by_white(tmp_path):
     assert torch.all(out[:, 0, :] > 0.9) and torch.all(out[:, :, 0] > 0.9)
     c = out[:, 16, 16]
     assert c[0] > 0.85 and c[1] > 0.65 and c[2] < 0.2
+
+
+def test_keep_framing_keeps_the_object_where_its_camera_saw_it(tmp_path):
+    # the same off-centre red box as above: re-centring moves it to the middle; keeping the framing
+    # pads 100x80 to 100x100 (10 columns each side) and scales by 32/100, so the box stays top-left
+    from dreamfusion3d.novel_view.images import frame_input, keep_framing_and_mask
+
+    img = np.zeros((100, 80, 4), dtype=np.uint8)
+    img[5:25, 3:13] = (255, 0, 0, 255)
+    path = tmp_path / "obj.png"
+    iio.imwrite(path, img)
+    rgb, mask = keep_framing_and_mask(read_image(path), 32)
+    assert rgb.shape == (3, 32, 32) and mask.shape == (1, 32, 32)
+    r0, r1, c0, c1 = _bbox(rgb)
+    # box rows 5..24 → 1.6..8.0, columns 13..22 (after padding) → 4.2..7.4, within a pixel of blur
+    assert abs(r0 - 1.6) <= 1.0 and abs(r1 - 7.7) <= 1.0 and abs(c0 - 4.2) <= 1.0 and abs(c1 - 7.0) <= 1.0
+    ys, xs = torch.nonzero(mask[0] > 0.5, as_tuple=True)
+    assert abs(float(ys.float().mean()) - 4.6) < 0.8 and abs(float(xs.float().mean()) - 5.6) < 0.8
+    assert float(mask.sum()) == pytest.approx(20 * 10 * (32 / 100) ** 2, rel=0.1)  # area scales with it
+    assert torch.allclose(rgb[:, 31, 31], torch.ones(3))  # the rest is white
+    assert torch.equal(frame_input(read_image(path), 32, recentre=False)[0], rgb)
+    centred = load_input_image(path, 32, object_fraction=0.5)
+    assert not torch.allclose(centred, rgb)  # the default still re-centres
+    with pytest.raises(UserError, match="no object"):
+        keep_framing_and_mask(np.full((20, 20, 3), 0.3, dtype=np.float32), 16)

@@ -133,3 +133,33 @@ def test_grid_total_variation_matches_brute_force():
         brute += float(((a[..., 1:] - a[..., :-1]) ** 2).mean())
     assert float(grid_tv(g)) == pytest.approx(brute, rel=1e-6)
     assert float(grid_tv(torch.ones(1, 2, 3, 4, 5))) == 0.0
+
+
+def test_display_renders_the_analytic_silhouette_without_the_soft_halo_and_restores_beta():
+    """A soft β (0.08) draws opacity well outside the sphere's silhouette; for_display renders at
+    display_beta (0.005) where only the pixels the sphere covers (plus a pixel of blur) are opaque,
+    and the trained β comes back afterwards, even after an error."""
+    from dreamfusion3d.generate.outputs import render_views, speckle_fraction
+
+    geo = sphere(beta=0.08)
+    cams = orbit_cameras([0.0, 120.0], [20.0], 2.5, 40.0, 32)
+    origins, dirs = cams.generate_rays()
+    o, d = origins.reshape(2, 32, 32, 3), dirs.reshape(2, 32, 32, 3)
+    b = (o * d).sum(-1)
+    miss = np.asarray(o.square().sum(-1) - b.square() > (RADIUS + 0.1) ** 2)  # rays 0.1 or more from the sphere
+    geo.field.sdf_config.display_beta = None
+    _, soft = render_views(geo, cams, "albedo", with_alpha=True)
+    geo.field.sdf_config.display_beta = 0.005
+    _, sharp = render_views(geo, cams, "albedo", with_alpha=True)
+    assert float(soft[miss].max()) > 0.1  # the halo: rays passing 0.1 from the surface still see it
+    assert float(sharp[miss].max()) < 1e-3
+    assert float(speckle_fraction(sharp).max()) == 0.0 and float(speckle_fraction(soft).max()) > 0.01
+    assert float(geo.field.beta) == pytest.approx(0.08)  # restored
+    with pytest.raises(RuntimeError):
+        with geo.for_display():
+            assert float(geo.field.beta) == pytest.approx(0.005)
+            raise RuntimeError("a render failed")
+    assert float(geo.field.beta) == pytest.approx(0.08)
+    geo.field.beta.fill_(0.002)  # already sharper than display_beta: left as it is
+    with geo.for_display():
+        assert float(geo.field.beta) == pytest.approx(0.002)

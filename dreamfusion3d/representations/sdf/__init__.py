@@ -12,8 +12,9 @@ to ``beta_end``: coarse shapes first, crisp surfaces later.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,10 @@ class SDFConfig:
     """... and from ``beta_steps`` on (linear in between)."""
     beta_steps: int = 400
     """Steps of the β anneal."""
+    display_beta: float | None = 0.005
+    """β of the turntable and preview renders, when below the trained β (None: the trained β).
+    The surface is the zero level set the mesh is cut at; a soft β also draws a faint halo where
+    rays graze it (turntable speckle), a small one shows the surface alone. Training is unchanged."""
     eikonal_weight: float = 0.1
     """Weight of the eikonal term (|∇d| − 1)²."""
     eikonal_points: int = 4096
@@ -138,6 +143,16 @@ class SDFGeometry(VolumeRenderer, Representation):
         c = self.field.sdf_config
         frac = min(1.0, max(0.0, step / c.beta_steps)) if c.beta_steps > 0 else 1.0
         return c.beta_start + frac * (c.beta_end - c.beta_start)
+
+    @contextmanager
+    def for_display(self) -> Iterator["SDFGeometry"]:
+        shown, trained = self.field.sdf_config.display_beta, self.field.beta.clone()
+        if shown is not None:
+            self.field.beta.fill_(min(float(trained), float(shown)))
+        try:
+            yield self
+        finally:
+            self.field.beta.copy_(trained)
 
     def update(self, step: int) -> None:
         self.field.beta.fill_(self.beta_at(step + 1))
