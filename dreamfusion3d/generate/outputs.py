@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 
 @torch.no_grad()
 def render_views(renderer, cameras, shading: str = "albedo", chunk: int = 4, with_alpha: bool = False):
-    """uint8 frames ``[N,H,W,3]`` (rendered in small batches to bound memory); with ``with_alpha``
-    also the float opacity ``[N,H,W]``."""
+    """uint8 frames ``[N,H,W,3]`` (rendered in small batches to bound memory, as the representation
+    displays itself: :meth:`~dreamfusion3d.representations.Representation.for_display`); with
+    ``with_alpha`` also the float opacity ``[N,H,W]``."""
     frames, alphas = [], []
     with renderer.for_display():
         for i in range(0, cameras.batch_size, chunk):
