@@ -40,7 +40,8 @@ def read_inputs(cfg: ImageTo3DConfig) -> list[tuple[str, object]]:
     for path in cfg.image:
         pixels = read_image(path)
         try:
-            frame_input(pixels, 8, recentre=cfg.reference.recentre)  # finds the object (or says there is none) before any writing
+            # finds the object (or says there is none) before any writing
+            frame_input(pixels, 8, recentre=cfg.reference.recentre)
         except UserError as exc:
             raise UserError(f"{path}: {exc}") from exc
         name = slugify(Path(path).stem, 60)
