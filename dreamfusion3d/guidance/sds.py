@@ -67,9 +67,7 @@ def mix_timesteps(t: Tensor, prob: float, num_train_timesteps: int, lo_frac: flo
                   generator: torch.Generator | None = None) -> Tensor:  # [B] long
     """Each of ``t``'s entries replaced, with probability ``prob``, by a uniform draw from the
     fractions ``[lo_frac, hi_frac]`` of the timesteps (one coin and one draw per view)."""
-    last = num_train_timesteps - 1
-    lo = min(max(int(round(lo_frac * num_train_timesteps)), 0), last)
-    hi = min(max(int(round(hi_frac * num_train_timesteps)), lo), last)
+    lo, hi = timestep_bounds(num_train_timesteps, lo_frac, hi_frac)
     gen_device = generator.device if generator is not None else "cpu"
     coin = torch.rand(t.shape, generator=generator, device=gen_device) < prob
     other = sample_timesteps(t.shape[0], lo, hi, generator=generator, device=t.device)

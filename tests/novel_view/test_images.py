@@ -74,7 +74,8 @@ def test_keep_framing_keeps_the_object_where_its_camera_saw_it(tmp_path):
     rgb, mask = keep_framing_and_mask(read_image(path), 32)
     assert rgb.shape == (3, 32, 32) and mask.shape == (1, 32, 32)
     r0, r1, c0, c1 = _bbox(rgb)
-    # box rows 5..24 → 1.6..8.0, columns 13..22 (after padding) → 4.2..7.4, within a pixel of blur
+    # box rows [5, 25) → [1.6, 8.0), columns [13, 23) after padding → [4.2, 7.4): first and last
+    # pixel indices within a pixel of blur
     assert abs(r0 - 1.6) <= 1.0 and abs(r1 - 7.7) <= 1.0 and abs(c0 - 4.2) <= 1.0 and abs(c1 - 7.0) <= 1.0
     ys, xs = torch.nonzero(mask[0] > 0.5, as_tuple=True)
     assert abs(float(ys.float().mean()) - 4.6) < 0.8 and abs(float(xs.float().mean()) - 5.6) < 0.8
