@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=8)
     parser.add_argument("--sampler", default=None, help="override the default sampler (where the revision has one)")
     parser.add_argument("--steps", type=int, default=None, help="override the default step count")
+    parser.add_argument("--dtype", default=None, help="override the default UNet precision (where the revision has one)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if args.threads > 0:
@@ -38,7 +39,14 @@ def main() -> None:
     set_quiet(True)
     defaults = {f.name: f.default for f in dataclasses.fields(infer.NovelViewConfig)
                 if f.default is not dataclasses.MISSING}
-    model = NovelViewModel.from_pretrained(None, device=torch.device("cpu"))
+    cpu = torch.device("cpu")
+    if "dtype" in defaults:  # this revision picks the UNet's precision (bfloat16 on AMX CPUs)
+        from dreamfusion3d.guidance.loading import pixel_unet_layout, resolve_pixel_dtype
+
+        model = NovelViewModel.from_pretrained(None, device=cpu, dtype=resolve_pixel_dtype(args.dtype or defaults["dtype"], cpu))
+        pixel_unet_layout(model.unet, channels_last=False)
+    else:
+        model = NovelViewModel.from_pretrained(None, device=cpu)
     cam, res = model.camera, model.resolution
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, res), torch.linspace(-1, 1, res), indexing="ij")
     disc = (xx.square() + yy.square() < 0.4).float()
@@ -58,7 +66,7 @@ def main() -> None:
         sample_views(model, source[None], src_sph[None], tgt[None], generator=torch.Generator().manual_seed(0), **kwargs)
         times.append(time.perf_counter() - start)
     best = min(times)
-    setting = {k: v for k, v in kwargs.items() if k != "order"}
+    setting = {k: v for k, v in kwargs.items() if k != "order"} | {"dtype": str(next(model.unet.parameters()).dtype)}
     print(f"{args.views} novel views at {res} px: {best:.2f} s ({setting}, {torch.get_num_threads()} threads)")
     if args.json is not None:
         args.json.write_text(json.dumps({"seconds": {f"{args.views} views": best}, "setting": setting}))

@@ -1,7 +1,7 @@
 """Stochastic-conditioning PSNR and time of each novel-view sampler on held-out world objects.
 
     PYTHONPATH=$PWD python scripts/probe_novel_view_sampler.py [--objects 6] [--targets 6] \
-        [--configs ddim:50 dpmsolver:20 unipc:20] [--json out.json]
+        [--configs ddim:50 dpmsolver:20 unipc:20] [--dtypes float32 bfloat16] [--json out.json]
 Objects: the first test-split objects of the ``novel_view_data`` recipe (never trained on),
 rebuilt from their seeds, rendered at the model's resolution (supersampled); input = the view
 nearest the canonical camera, targets spread by index (as ``evaluate-novel-view``). All objects
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=6)
     parser.add_argument("--targets", type=int, default=6)
     parser.add_argument("--configs", nargs="+", default=["ddim:50", "dpmsolver:20", "unipc:20"])
+    parser.add_argument("--dtypes", nargs="+", default=["float32"], help="UNet precisions to score (float32, bfloat16, auto)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     spec = importlib.util.spec_from_file_location("eval_i23d", REPO / "scripts" / "eval_image_to_3d.py")
@@ -37,7 +38,14 @@ def main() -> None:
     from dreamfusion3d.novel_view.model import NovelViewModel
     from dreamfusion3d.novel_view.sampling import generation_order, sample_views
 
-    model = NovelViewModel.from_pretrained(None, device=torch.device("cpu"))
+    from dreamfusion3d.guidance.loading import pixel_unet_layout, resolve_pixel_dtype
+
+    cpu = torch.device("cpu")
+    models = {}
+    for name in args.dtypes:
+        models[name] = NovelViewModel.from_pretrained(None, device=cpu, dtype=resolve_pixel_dtype(name, cpu))
+        pixel_unet_layout(models[name].unet, channels_last=False)
+    model = models[args.dtypes[0]]
     res, cam = model.resolution, model.camera
     canonical = torch.tensor([cam.azimuth, cam.elevation, cam.radius])
     sources, src_sph, truths, tgt_sph = [], [], [], []
@@ -49,11 +57,13 @@ def main() -> None:
     source, s_sph, truth, t_sph = (torch.stack(x) for x in (sources, src_sph, truths, tgt_sph))
     order = generation_order(s_sph[0], t_sph[0])
     rows = {}
-    for c in args.configs:
+    for dtype_name, c in [(d, c) for c in args.configs for d in args.dtypes]:
         sampler, steps = c.split(":")
+        if len(args.dtypes) > 1:
+            c = f"{c} {dtype_name}"
         start = time.perf_counter()
-        views = sample_views(model, source, s_sph, t_sph, steps=int(steps), sampler=sampler, order=order,
-                             generator=torch.Generator().manual_seed(0))
+        views = sample_views(models[dtype_name], source, s_sph, t_sph, steps=int(steps), sampler=sampler,
+                             order=order, generator=torch.Generator().manual_seed(0))
         seconds = time.perf_counter() - start
         np_ = lambda t: t.permute(1, 2, 0).double().numpy()  # noqa: E731
         scores = [psnr(np_(truth[b, k]), np_(views[b, k])) for b in range(len(source)) for k in range(truth.shape[1])]

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .trilinear import value_and_jacobian
+
 HASH_PRIMES = (1, 2654435761, 805459861)
 
 
@@ -176,3 +178,12 @@ class DenseGridEncoding(nn.Module):
         else:
             out = self._read(self.coarse, coords) + self.fine_weight * self._read(self.grid, coords)
         return out.view(self.features, n).t()
+
+    def value_and_jacobian(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """``(forward(points) [N, F], its Jacobian in the points [N, F, 3])`` without a double
+        backward (see :mod:`.trilinear`); ``points`` must not require grad."""
+        value, jac = value_and_jacobian(self.grid, points)
+        if self.coarse is not None:
+            coarse, coarse_jac = value_and_jacobian(self.coarse, points)
+            value, jac = coarse + self.fine_weight * value, coarse_jac + self.fine_weight * jac
+        return value, jac

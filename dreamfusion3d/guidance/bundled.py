@@ -7,7 +7,7 @@ from torch import Tensor
 
 from ..text_prior import SentenceEncoder, TextPriorModel
 from .config import PriorConfig
-from .loading import resolve_dtype
+from .loading import pixel_unet_layout, resolve_pixel_dtype
 from .pixel import PixelPrior
 
 
@@ -25,8 +25,9 @@ class BundledPrior(PixelPrior):
     @classmethod
     def from_config(cls, config: PriorConfig, device: torch.device | str = "cpu") -> "BundledPrior":
         device = torch.device(device)
-        dtype = resolve_dtype(config.dtype, device)
+        dtype = resolve_pixel_dtype(config.dtype, device)
         model = TextPriorModel.from_pretrained(config.resolved_model(), device=device, dtype=dtype)
+        pixel_unet_layout(model.unet, config.channels_last)
         encoder = SentenceEncoder.from_pretrained(config.text_encoder or model.text_encoder_id, device=device)
         return cls(model, encoder, device).configure(config)
 

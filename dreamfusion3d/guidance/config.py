@@ -41,7 +41,8 @@ class PriorConfig:
     weighting: Literal["sds", "uniform", "grad-norm"] = "sds"
     """w(t): sds = 1 - alpha_bar_t (DreamFusion), uniform = 1, grad-norm = uniform then the batch's SDS gradient is rescaled to unit mean per-image L2 norm."""
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    """Network precision: auto = float16 on CUDA, float32 on CPU."""
+    """Network precision: auto = float16 on CUDA; on a CPU float32, except bfloat16 for the
+    project's own UNets (bundled, novel_view) where the CPU has AMX (bfloat16 matrix units)."""
     variant: str | None = None
     """Weight-file variant to load, e.g. fp16 (DeepFloyd IF ships fp16 files)."""
     vae_resolution: int = 512
@@ -49,7 +50,8 @@ class PriorConfig:
     attention_slicing: bool = False
     """Compute attention in slices (less GPU memory, a little slower)."""
     channels_last: bool = False
-    """Use the channels-last memory format for the UNet (faster convolutions on recent GPUs)."""
+    """Use the channels-last memory format for the UNet (faster convolutions on recent GPUs; on
+    by itself for a bfloat16 bundled or novel_view UNet on a CPU)."""
     cpu_offload: bool = False
     """Keep model parts on the CPU and move each to the GPU while it runs (CUDA + accelerate)."""
 

@@ -16,7 +16,7 @@ from ..novel_view.model import NovelViewModel, drop_condition
 from ..utils.errors import UserError
 from .base import Condition
 from .config import PriorConfig
-from .loading import resolve_dtype
+from .loading import pixel_unet_layout, resolve_pixel_dtype
 from .pixel import PixelPrior
 
 
@@ -28,7 +28,8 @@ class NovelViewPrior(PixelPrior):
     def from_config(cls, config: PriorConfig, device: torch.device | str = "cpu") -> "NovelViewPrior":
         device = torch.device(device)
         model = NovelViewModel.from_pretrained(config.resolved_model(), device=device,
-                                               dtype=resolve_dtype(config.dtype, device))
+                                               dtype=resolve_pixel_dtype(config.dtype, device))
+        pixel_unet_layout(model.unet, config.channels_last)
         return cls(model, device).configure(config)
 
     @property

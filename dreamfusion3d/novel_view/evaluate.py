@@ -14,11 +14,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ..guidance.loading import pixel_unet_layout, resolve_pixel_dtype
 from ..utils.config import save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
@@ -65,6 +67,8 @@ class EvaluateNovelViewConfig:
     """Sampling seed."""
     meshes: Path | None = None
     """Folder of real meshes (None = ../shared/data/meshes beside the repo; skipped when absent)."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """UNet precision: auto = bfloat16 on a CPU with AMX (bfloat16 matrix units), else float32."""
     device: str = "auto"
     """auto (cuda:LOCAL_RANK if CUDA is available, else cpu), cpu, cuda, cuda:N, mps."""
     consistency_objects: int = 8
@@ -219,7 +223,8 @@ def run(cfg: EvaluateNovelViewConfig) -> None:
     if cfg.input_weight is not None and not 0.0 <= cfg.input_weight <= 1.0:
         raise UserError(f"--input-weight must lie in [0, 1], got {cfg.input_weight}")
     device = resolve_device(cfg.device)
-    model = NovelViewModel.from_pretrained(cfg.model, device=device)
+    model = NovelViewModel.from_pretrained(cfg.model, device=device, dtype=resolve_pixel_dtype(cfg.dtype, device))
+    pixel_unet_layout(model.unet, channels_last=False)
     res = model.resolution
     views = load_view_set(cfg.data, cfg.split, res, cfg.max_objects)
     source, src_sph, truth, tgt_sph = (x.to(device) for x in input_and_targets(views, model, cfg.num_targets))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..guidance.loading import pixel_unet_layout, resolve_pixel_dtype
 from ..utils.config import save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
@@ -77,6 +78,8 @@ class NovelViewConfig:
     """Sampling seed (same seed, same views)."""
     model: Path | None = None
     """Model folder (None = the shipped weights in dreamfusion3d/assets/novel_view)."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """UNet precision: auto = bfloat16 on a CPU with AMX (bfloat16 matrix units), else float32."""
     device: str = "auto"
     """auto (cuda:LOCAL_RANK if CUDA is available, else cpu), cpu, cuda, cuda:N, mps."""
     display_size: int = 128
@@ -148,7 +151,8 @@ def run(cfg: NovelViewConfig) -> None:
         raise UserError("--display-size must be >= 8")
     device = resolve_device(cfg.device)
     pixels = read_image(cfg.image)  # fail fast on a bad input, before loading the model
-    model = NovelViewModel.from_pretrained(cfg.model, device=device)
+    model = NovelViewModel.from_pretrained(cfg.model, device=device, dtype=resolve_pixel_dtype(cfg.dtype, device))
+    pixel_unet_layout(model.unet, channels_last=False)
     cam = model.camera
     source = frame_input(pixels, model.resolution, cam.object_fraction, cfg.recentre)[0].to(device)  # [3, R, R]
     src_el = cam.elevation if cfg.input_elevation is None else cfg.input_elevation

@@ -67,3 +67,31 @@ def test_shipped_bundled_prior_if_present():
     out.loss.backward()
     assert out.latents.shape == (2, 3, prior.resolution, prior.resolution)
     assert torch.isfinite(images.grad).all() and images.grad.abs().sum() > 0
+
+
+def test_auto_precision_is_bfloat16_only_on_amx_cpus(monkeypatch, tiny_bundled_folder):
+    """dtype "auto": bfloat16 + channels-last for the bundled UNet on a CPU with AMX, float32 on
+    other CPUs, float16 on CUDA; an explicit dtype wins; ε in bfloat16 stays close to float32's."""
+    from dreamfusion3d.guidance import loading
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(loading, "cpu_has_amx", lambda: False)
+    assert loading.resolve_pixel_dtype("auto", cpu) == torch.float32
+    full = load_prior(PriorConfig(kind="bundled", model=str(tiny_bundled_folder)))
+    assert full.dtype == torch.float32
+    monkeypatch.setattr(loading, "cpu_has_amx", lambda: True)
+    assert loading.resolve_pixel_dtype("auto", cpu) == torch.bfloat16
+    assert loading.resolve_pixel_dtype("float32", cpu) == torch.float32
+    assert loading.resolve_pixel_dtype("auto", torch.device("cuda")) == torch.float16
+    half = load_prior(PriorConfig(kind="bundled", model=str(tiny_bundled_folder)))
+    assert half.dtype == torch.bfloat16
+    conv = next(m for m in half.model.unet.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    t = torch.tensor([50, 300, 600, 900])
+    emb = full.encode_text(["a red cube", "a red cube", "", ""])
+    eps_full, eps_half = full.predict_noise(x, t, emb), half.predict_noise(x, t, emb)
+    assert eps_half.dtype == torch.float32
+    assert float((eps_half - eps_full).norm() / eps_full.norm()) < 0.03
+    assert not torch.equal(eps_half, eps_full)  # it did run in bfloat16
