@@ -13,8 +13,10 @@ warm-up. Stages are timed by wrapping the calls they are made of:
 * optimizer — ``Adam.step``; other — cameras, lights, regularisers.
 
 FLOPs of a step come from ``torch.utils.flop_counter.FlopCounterMode`` (matmuls and
-convolutions, forward and backward), the machine's peak from a timed square ``torch.matmul``
-in the step's dtype; the step's achieved FLOP/s over that peak is the *fraction of peak*.
+convolutions, forward and backward), the machine's peak from a timed square float32
+``torch.matmul``; the step's achieved FLOP/s over that peak is the *fraction of peak*. When the
+prior runs in another dtype (bfloat16 on AMX CPUs, float16 on CUDA), that dtype's matmul peak is
+measured and reported too.
 Scaling: step time at each render resolution and each samples-per-ray setting
 (``renderer.num_steps``) as ratios to the preset's own setting, measured in the same run, so
 figures from noisy or different machines compare.
@@ -286,7 +288,8 @@ def _bench(cfg: BenchConfig) -> None:
         profile_steps(gen.train_step, cfg.repeats, cfg.out, device)
     step_flops = count_flops(gen.train_step)
     dtype = getattr(gen.prior, "dtype", torch.float32)
-    peak = matmul_peak(cfg.matmul_size, dtype, device)
+    peak = matmul_peak(cfg.matmul_size, torch.float32, device)
+    prior_peak = None if dtype == torch.float32 else matmul_peak(cfg.matmul_size, dtype, device)
     achieved = step_flops / base["step"]
 
     resolution_rows = {}
@@ -323,6 +326,7 @@ def _bench(cfg: BenchConfig) -> None:
         "rays_per_s": base["rays_per_s"], "samples_per_s": base["samples_per_s"],
         "flops_per_step": step_flops, "achieved_flops_per_s": achieved,
         "matmul_peak": peak, "fraction_of_matmul_peak": achieved / peak["flops_per_s"],
+        "prior_dtype": str(dtype).replace("torch.", ""), "matmul_peak_prior_dtype": prior_peak,
         "scaling_resolution": scaling(resolution_rows, resolution_rows.get(str(base_res), base)),
         "scaling_samples_per_ray": scaling(spr_rows, spr_rows.get(str(base_spr), base)),
         "memory": _peak_memory_mb(device),
@@ -337,7 +341,9 @@ def _bench(cfg: BenchConfig) -> None:
     print(f"SDS step {1000 * base['step']:.1f} ms ({split})\n"
           f"{base['rays_per_s']:.0f} rays/s, {base['samples_per_s']:.0f} samples/s; "
           f"{step_flops / 1e9:.2f} GFLOP/step = {achieved / 1e9:.2f} GFLOP/s, "
-          f"{100 * result['fraction_of_matmul_peak']:.1f}% of matmul peak ({peak['flops_per_s'] / 1e9:.1f} GFLOP/s)\n"
+          f"{100 * result['fraction_of_matmul_peak']:.1f}% of the float32 matmul peak ({peak['flops_per_s'] / 1e9:.1f} GFLOP/s)"
+          + (f"; prior in {result['prior_dtype']} (its matmul peak {prior_peak['flops_per_s'] / 1e9:.1f} GFLOP/s)"
+             if prior_peak else "") + "\n"
           f"resolution: {res_ratio}; samples/ray: {spr_ratio}; "
           f"peak RSS {result['memory']['process_peak_rss_mb']:.0f} MB\n"
           f"written {cfg.out / 'bench.json'} in {result['bench_seconds']:.0f} s")

@@ -21,6 +21,10 @@ def test_bench_reports_every_figure(tmp_path, tiny_generate_preset, capsys):
     assert r["rays_per_s"] == r["rays_per_step"] / r["step_s"]
     assert 0 < r["fraction_of_matmul_peak"] <= 1
     assert r["matmul_peak"]["flops_per_s"] > 0 and r["matmul_peak"]["dtype"] == "float32"
+    if r["prior_dtype"] == "float32":
+        assert r["matmul_peak_prior_dtype"] is None
+    else:  # bfloat16 on an AMX CPU: that dtype's peak is measured too
+        assert r["matmul_peak_prior_dtype"]["dtype"] == r["prior_dtype"] and r["matmul_peak_prior_dtype"]["flops_per_s"] > 0
     assert r["memory"]["process_peak_rss_mb"] > 0 and r["occupancy_update"]["full_update_s"] > 0
     res, spr = r["scaling_resolution"], r["scaling_samples_per_ray"]
     assert set(res) == {"16", "24"} and res["16"]["ratio"] == 1.0 and res["24"]["ratio"] > 0
