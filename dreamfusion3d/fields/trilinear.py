@@ -5,9 +5,9 @@ double backward (``GridSampler3DBackwardBackward``), which the CPU profile of an
 about a third of the step. Trilinear interpolation has a closed-form Jacobian, so this function
 returns both ``value [N, F]`` and ``jacobian [N, F, 3]`` from the 8 corner features gathered once
 (lerps along x, y, z; the derivative along an axis is the interpolated difference of its two
-faces), and the backward is that chain transposed followed by one ``index_add_`` into the grid. Losses on the Jacobian (normals, eikonal)
-then reach the grid through this first-order backward; only the small MLP above it is
-differentiated twice.
+faces), and the backward is that chain transposed followed by one ``index_add_`` into the grid.
+Losses on the Jacobian (normals, eikonal) then reach the grid through this first-order backward;
+only the small MLP above it is differentiated twice.
 
 Semantics are those of ``F.grid_sample(grid, x, mode="bilinear", padding_mode="border",
 align_corners=True)`` with ``grid [1, F, D, H, W]`` read as ``grid[:, :, z, y, x]``: coordinates

@@ -85,7 +85,7 @@ def cpu_has_amx() -> bool:
 def resolve_pixel_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """The dtype of the project's own small pixel-space UNets (bundled prior, novel-view model):
     as :func:`resolve_dtype`, except that "auto" is bfloat16 on a CPU with AMX, where oneDNN's
-    bfloat16 convolutions take about 0.6× the float32 time at 32 px (docs/RESULTS.md, Speed);
+    bfloat16 convolutions (channels-last) take about 0.55× the float32 time at 32 px (docs/RESULTS.md, Speed);
     the ε prediction moves by about 0.5 % (relative L2). Without AMX bfloat16 is slower: float32."""
     if dtype == "auto" and device.type == "cpu" and cpu_has_amx():
         return torch.bfloat16
