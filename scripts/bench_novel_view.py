@@ -41,10 +41,9 @@ def main() -> None:
                 if f.default is not dataclasses.MISSING}
     cpu = torch.device("cpu")
     if "dtype" in defaults:  # this revision picks the UNet's precision (bfloat16 on AMX CPUs)
-        from dreamfusion3d.guidance.loading import pixel_unet_layout, resolve_pixel_dtype
+        from dreamfusion3d.guidance.loading import resolve_pixel_dtype
 
         model = NovelViewModel.from_pretrained(None, device=cpu, dtype=resolve_pixel_dtype(args.dtype or defaults["dtype"], cpu))
-        pixel_unet_layout(model.unet, channels_last=False)
     else:
         model = NovelViewModel.from_pretrained(None, device=cpu)
     cam, res = model.camera, model.resolution

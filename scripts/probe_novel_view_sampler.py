@@ -38,13 +38,12 @@ def main() -> None:
     from dreamfusion3d.novel_view.model import NovelViewModel
     from dreamfusion3d.novel_view.sampling import generation_order, sample_views
 
-    from dreamfusion3d.guidance.loading import pixel_unet_layout, resolve_pixel_dtype
+    from dreamfusion3d.guidance.loading import resolve_pixel_dtype
 
     cpu = torch.device("cpu")
     models = {}
     for name in args.dtypes:
         models[name] = NovelViewModel.from_pretrained(None, device=cpu, dtype=resolve_pixel_dtype(name, cpu))
-        pixel_unet_layout(models[name].unet, channels_last=False)
     model = models[args.dtypes[0]]
     res, cam = model.resolution, model.camera
     canonical = torch.tensor([cam.azimuth, cam.elevation, cam.radius])

@@ -48,4 +48,6 @@ def load_unet_parts(folder: Path, what: str, dtype: torch.dtype = torch.float32)
         scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise UserError(f"cannot load the {what} from {folder}: {str(exc).splitlines()[0]}") from exc
+    if dtype == torch.bfloat16:  # oneDNN's fast bfloat16 convolutions want channels-last
+        unet.to(memory_format=torch.channels_last)
     return unet, scheduler

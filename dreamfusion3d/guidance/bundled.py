@@ -7,7 +7,7 @@ from torch import Tensor
 
 from ..text_prior import SentenceEncoder, TextPriorModel
 from .config import PriorConfig
-from .loading import pixel_unet_layout, resolve_pixel_dtype
+from .loading import apply_memory_options, resolve_pixel_dtype
 from .pixel import PixelPrior
 
 
@@ -27,7 +27,7 @@ class BundledPrior(PixelPrior):
         device = torch.device(device)
         dtype = resolve_pixel_dtype(config.dtype, device)
         model = TextPriorModel.from_pretrained(config.resolved_model(), device=device, dtype=dtype)
-        pixel_unet_layout(model.unet, config.channels_last)
+        apply_memory_options(model.unet, False, config.channels_last)
         encoder = SentenceEncoder.from_pretrained(config.text_encoder or model.text_encoder_id, device=device)
         return cls(model, encoder, device).configure(config)
 

@@ -51,7 +51,7 @@ class PriorConfig:
     """Compute attention in slices (less GPU memory, a little slower)."""
     channels_last: bool = False
     """Use the channels-last memory format for the UNet (faster convolutions on recent GPUs; on
-    by itself for a bfloat16 bundled or novel_view UNet on a CPU)."""
+    by itself for a bfloat16 bundled or novel_view UNet)."""
     cpu_offload: bool = False
     """Keep model parts on the CPU and move each to the GPU while it runs (CUDA + accelerate)."""
 

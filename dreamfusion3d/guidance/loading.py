@@ -85,19 +85,12 @@ def cpu_has_amx() -> bool:
 def resolve_pixel_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """The dtype of the project's own small pixel-space UNets (bundled prior, novel-view model):
     as :func:`resolve_dtype`, except that "auto" is bfloat16 on a CPU with AMX, where oneDNN's
-    bfloat16 convolutions (channels-last) take about 0.55× the float32 time at 32 px (docs/RESULTS.md, Speed);
-    the ε prediction moves by about 0.5 % (relative L2). Without AMX bfloat16 is slower: float32."""
+    bfloat16 convolutions (channels-last, see ``diffusion.unet_io``) take about 0.6× the float32
+    time at 32 px and the ε prediction moves by under 1 % (relative L2; docs/RESULTS.md, Speed,
+    ``scripts/bench_step_levers.py``). Without AMX bfloat16 is slower: float32."""
     if dtype == "auto" and device.type == "cpu" and cpu_has_amx():
         return torch.bfloat16
     return resolve_dtype(dtype, device)
-
-
-def pixel_unet_layout(unet: torch.nn.Module, channels_last: bool) -> None:
-    """Channels-last for a pixel UNet when asked, and always for bfloat16 on a CPU (oneDNN's fast
-    bfloat16 path wants it)."""
-    param = next(unet.parameters())
-    if channels_last or (param.dtype == torch.bfloat16 and param.device.type == "cpu"):
-        unet.to(memory_format=torch.channels_last)
 
 
 def freeze(*modules: torch.nn.Module) -> None:

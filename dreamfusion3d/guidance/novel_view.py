@@ -16,7 +16,7 @@ from ..novel_view.model import NovelViewModel, drop_condition
 from ..utils.errors import UserError
 from .base import Condition
 from .config import PriorConfig
-from .loading import pixel_unet_layout, resolve_pixel_dtype
+from .loading import apply_memory_options, resolve_pixel_dtype
 from .pixel import PixelPrior
 
 
@@ -29,7 +29,7 @@ class NovelViewPrior(PixelPrior):
         device = torch.device(device)
         model = NovelViewModel.from_pretrained(config.resolved_model(), device=device,
                                                dtype=resolve_pixel_dtype(config.dtype, device))
-        pixel_unet_layout(model.unet, config.channels_last)
+        apply_memory_options(model.unet, False, config.channels_last)
         return cls(model, device).configure(config)
 
     @property

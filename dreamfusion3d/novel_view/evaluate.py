@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..guidance.loading import pixel_unet_layout, resolve_pixel_dtype
+from ..guidance.loading import resolve_pixel_dtype
 from ..utils.config import save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
@@ -224,7 +224,6 @@ def run(cfg: EvaluateNovelViewConfig) -> None:
         raise UserError(f"--input-weight must lie in [0, 1], got {cfg.input_weight}")
     device = resolve_device(cfg.device)
     model = NovelViewModel.from_pretrained(cfg.model, device=device, dtype=resolve_pixel_dtype(cfg.dtype, device))
-    pixel_unet_layout(model.unet, channels_last=False)
     res = model.resolution
     views = load_view_set(cfg.data, cfg.split, res, cfg.max_objects)
     source, src_sph, truth, tgt_sph = (x.to(device) for x in input_and_targets(views, model, cfg.num_targets))

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..guidance.loading import pixel_unet_layout, resolve_pixel_dtype
+from ..guidance.loading import resolve_pixel_dtype
 from ..utils.config import save_config
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
@@ -152,7 +152,6 @@ def run(cfg: NovelViewConfig) -> None:
     device = resolve_device(cfg.device)
     pixels = read_image(cfg.image)  # fail fast on a bad input, before loading the model
     model = NovelViewModel.from_pretrained(cfg.model, device=device, dtype=resolve_pixel_dtype(cfg.dtype, device))
-    pixel_unet_layout(model.unet, channels_last=False)
     cam = model.camera
     source = frame_input(pixels, model.resolution, cam.object_fraction, cfg.recentre)[0].to(device)  # [3, R, R]
     src_el = cam.elevation if cfg.input_elevation is None else cfg.input_elevation
