@@ -64,6 +64,19 @@ def occupied(binaries: Tensor, aabb: Tensor, points: Tensor) -> Tensor:
     return binaries[cell[..., 0], cell[..., 1], cell[..., 2]]
 
 
+def _occupied_box(binaries: Tensor, aabb: Tensor) -> Tensor | None:
+    """The bounding box ``[6]`` of the occupied cells of ``binaries [X, Y, Z]`` (widened by a cell's
+    hundredth against rounding); ``None`` when it is the whole grid or no cell is occupied."""
+    cells = binaries.nonzero()
+    res = torch.tensor(binaries.shape, device=aabb.device)
+    if cells.shape[0] == 0 or cells.shape[0] == binaries.numel():
+        return None
+    size = (aabb[3:] - aabb[:3]) / res
+    lo = aabb[:3] + (cells.amin(0) - 0.01) * size
+    hi = aabb[:3] + (cells.amax(0) + 1.01) * size
+    return torch.cat([lo, hi])
+
+
 def march_cpu(
     estimator: OccGridEstimator,
     origins: Tensor,  # [R, 3]
@@ -74,7 +87,12 @@ def march_cpu(
     stratified: bool = False,
     generator: torch.Generator | None = None,
 ) -> RaySamples:
-    """Fixed-step march through the scene box, keeping only samples in occupied cells."""
+    """Fixed-step march through the scene box, keeping only samples in occupied cells.
+
+    Sample k of a ray sits at ``t_near + (k + jitter) · step`` (``t_near``: the scene box's entry).
+    With the occupancy grid on, only the steps inside the bounding box of the occupied cells
+    (from each ray's first to its last step there, plus one either side) are formed and looked up:
+    the same samples as a march over the whole box, which are then filtered by cell."""
     aabb = estimator.aabbs[0].to(origins.dtype)
     n_rays = origins.shape[0]
     t_near, t_far, hit = ray_aabb_intersect(origins, dirs, aabb, near)
@@ -86,9 +104,22 @@ def march_cpu(
     else:
         jitter = torch.full((n_rays, 1), 0.5, dtype=origins.dtype, device=origins.device)
     k = torch.arange(steps, dtype=origins.dtype, device=origins.device)
-    t_mid = t_near[:, None] + (k[None, :] + jitter) * step  # [R, S]
-    valid = hit[:, None] & (t_mid < t_far[:, None])  # [R, S]
+    valid = hit[:, None] & (t_near[:, None] + (k[None, :] + jitter) * step < t_far[:, None])  # [R, S]
     num_dense = valid.sum()
+    box = _occupied_box(estimator.binaries[0], aabb) if use_occupancy else None
+    if box is not None:  # march only the steps inside the occupied cells' bounding box
+        b_near, b_far, b_hit = ray_aabb_intersect(origins, dirs, box, near)
+        first = ((b_near - t_near) / step - jitter[:, 0]).floor() - 1.0
+        last = ((b_far - t_near) / step - jitter[:, 0]).ceil() + 1.0
+        first = torch.where(b_hit, first.clamp(0.0, steps - 1), torch.zeros_like(first))
+        count = torch.where(b_hit, (torch.minimum(last, k.new_tensor(steps - 1.0)) - first + 1).clamp_min(0), 0)
+        width = max(int(count.max().item()) if n_rays else 0, 1)
+        m = torch.arange(width, dtype=origins.dtype, device=origins.device)
+        k = first[:, None] + m[None, :]  # [R, S'] the steps marched, integer-valued
+        valid = valid.gather(1, k.long().clamp_max(steps - 1)) & (m[None, :] < count[:, None])
+    else:
+        k = k[None, :]
+    t_mid = t_near[:, None] + (k + jitter) * step  # [R, S']
     points = origins[:, None, :] + t_mid[..., None] * dirs[:, None, :]  # [R, S, 3]
     keep = valid & occupied(estimator.binaries[0], aabb, points) if use_occupancy else valid
     # Pack the kept samples of each ray to the left (order along the ray is preserved): row-major

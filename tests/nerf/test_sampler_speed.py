@@ -43,3 +43,23 @@ def test_packing_is_the_argsort_packing():
     ray_idx, t, pos, bidx, width = _old_march(est, origins, dirs, 0.05, 0.5)
     assert torch.equal(s.ray_indices, ray_idx) and torch.equal(s.batch_index, bidx) and s.batch_width == width
     assert torch.allclose(0.5 * (s.t_starts + s.t_ends), t, atol=1e-6) and torch.equal(s.positions, pos)
+
+
+def test_marching_only_the_occupied_box_gives_the_same_samples():
+    """Occupied cells in a sub-box (a ball off-centre, plus a lone cell): the march over that box only
+    (stratified, so every ray has its own offset) keeps exactly the samples of a whole-box march."""
+    est = OccGridEstimator(roi_aabb=[-1, -1, -1, 1, 1, 1], resolution=16, levels=1)
+    centers = (torch.stack(torch.meshgrid(*[torch.arange(16)] * 3, indexing="ij"), -1) + 0.5) / 8 - 1
+    ball = (centers - torch.tensor([0.2, -0.1, 0.0])).norm(dim=-1) < 0.45
+    ball[3, 12, 5] = True
+    est.binaries.copy_(ball[None])
+    origins, dirs = _rays(500, seed=2)
+    s = march_cpu(est, origins, dirs, 0.04, stratified=True, generator=torch.Generator().manual_seed(5))
+    jitter = torch.rand(500, 1, generator=torch.Generator().manual_seed(5))
+    ray_idx, t, pos, bidx, width = _old_march(est, origins, dirs, 0.04, jitter)
+    assert s.num_samples > 1000 and s.batch_width == width
+    assert torch.equal(s.ray_indices, ray_idx) and torch.equal(s.batch_index, bidx)
+    assert torch.allclose(0.5 * (s.t_starts + s.t_ends), t, atol=1e-6, rtol=0) and torch.equal(s.positions, pos)
+    full = march_cpu(est, origins, dirs, 0.04, use_occupancy=False, stratified=True,
+                     generator=torch.Generator().manual_seed(5))
+    assert int(s.num_dense) == int(full.num_dense) == full.num_samples
