@@ -4,6 +4,7 @@
 #   blender        tests/export/test_blender.py imports our GLB/OBJ/PLY into it and renders them
 #   python3-numpy  Debian's Blender runs on the system Python, whose numpy its glTF importer needs
 #   nodejs, npm    the Khronos glTF validator (scripts/install_gltf_validator.sh)
+#   gcc            a C compiler for the CPU kernels (dreamfusion3d/kernels), so that their tests run
 # Without apt-get it only says what is missing; the tests that need these programs are then skipped.
 set -euo pipefail
 need=()
@@ -14,6 +15,7 @@ elif dpkg -s blender >/dev/null 2>&1 && ! dpkg -s python3-numpy >/dev/null 2>&1;
 fi
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || need+=(gcc)
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "[setup] not installed (no apt-get): ${need[*]}; the export tests that need them will be skipped" >&2

@@ -32,6 +32,19 @@ def _fresh_logging_state():
     clear_pending()
 
 
+@pytest.fixture(params=["kernel", "eager"])
+def compiled_or_eager(request, monkeypatch):
+    """Run a test twice: through the compiled CPU kernels (dreamfusion3d.kernels; skipped where no C
+    compiler built them) and through the eager PyTorch path they replace."""
+    from dreamfusion3d import kernels
+
+    if request.param == "eager":
+        monkeypatch.setattr(kernels, "load", lambda name: None)
+    elif any(kernels.load(name) is None for name in kernels.SIGNATURES):
+        pytest.skip("no C compiler here: the CPU kernels are not built")
+    return request.param
+
+
 @pytest.fixture
 def shared_meshes() -> Path:
     """The real test meshes in ../shared/data/meshes (skipped with a message when absent)."""

@@ -45,6 +45,7 @@ from typing import Literal
 
 import torch
 
+from .. import kernels
 from ..utils.config import load_preset, save_config, to_dict
 from ..utils.device import resolve_device
 from ..utils.errors import UserError
@@ -327,6 +328,7 @@ def _bench(cfg: BenchConfig) -> None:
         "flops_per_step": step_flops, "achieved_flops_per_s": achieved,
         "matmul_peak": peak, "fraction_of_matmul_peak": achieved / peak["flops_per_s"],
         "prior_dtype": str(dtype).replace("torch.", ""), "matmul_peak_prior_dtype": prior_peak,
+        "dense_grid_kernel": "compiled C" if kernels.load("trilinear") is not None else "eager PyTorch",
         "scaling_resolution": scaling(resolution_rows, resolution_rows.get(str(base_res), base)),
         "scaling_samples_per_ray": scaling(spr_rows, spr_rows.get(str(base_spr), base)),
         "memory": _peak_memory_mb(device),
@@ -343,7 +345,7 @@ def _bench(cfg: BenchConfig) -> None:
           f"{step_flops / 1e9:.2f} GFLOP/step = {achieved / 1e9:.2f} GFLOP/s, "
           f"{100 * result['fraction_of_matmul_peak']:.1f}% of the float32 matmul peak ({peak['flops_per_s'] / 1e9:.1f} GFLOP/s)"
           + (f"; prior in {result['prior_dtype']} (its matmul peak {prior_peak['flops_per_s'] / 1e9:.1f} GFLOP/s)"
-             if prior_peak else "") + "\n"
+             if prior_peak else "") + f"; dense grid: {result['dense_grid_kernel']}\n"
           f"resolution: {res_ratio}; samples/ray: {spr_ratio}; "
           f"peak RSS {result['memory']['process_peak_rss_mb']:.0f} MB\n"
           f"written {cfg.out / 'bench.json'} in {result['bench_seconds']:.0f} s")

@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
+from .. import kernels
+
 
 def _cells(points: Tensor, size: tuple[int, int, int]) -> tuple[Tensor, Tensor, Tensor]:
     """Flat index of each point's 8 cell corners, corner-major ``[8, N]`` (corner c = 4 bz + 2 by + bx;
@@ -49,6 +51,18 @@ class _TrilinearWithJacobian(Function):
     @staticmethod
     def forward(ctx, grid: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:  # grid [F, D, H, W]
         feats, n = grid.shape[0], points.shape[0]
+        ctx.grid_shape = grid.shape
+        lib = _kernel_for(grid)
+        if lib is not None:  # the fused C kernel (kernels/trilinear.c): one pass, no [F, 8N] arrays
+            rows, points = grid.reshape(feats, -1).t().contiguous(), points.contiguous()  # [D·H·W, F]
+            value, jac = grid.new_empty(n, feats), grid.new_empty(n, feats, 3)
+            getattr(lib, f"trilinear_forward_{_SUFFIX[grid.dtype]}")(
+                rows.data_ptr(), feats, *grid.shape[1:], points.data_ptr(), n, value.data_ptr(), jac.data_ptr(),
+                kernels.threads_for(n))
+            ctx.save_for_backward(points)
+            ctx.kernel = lib
+            return value, jac
+        ctx.kernel = None
         index, frac, slope = _cells(points, tuple(grid.shape[1:]))
         c = grid.reshape(feats, -1).index_select(1, index.reshape(-1)).view(feats, 2, 2, 2, n)  # [F, z, y, x, N]
         fx, fy, fz = frac
@@ -64,11 +78,21 @@ class _TrilinearWithJacobian(Function):
         torch.sub(cxy[:, 1], cxy[:, 0], out=jac[2])
         jac *= slope[:, None]
         ctx.save_for_backward(index, frac, slope)
-        ctx.grid_shape = grid.shape
         return value.t(), jac.permute(2, 1, 0)  # [N, F], [N, F, 3]: views of [F, N] and [3, F, N]
 
     @staticmethod
     def backward(ctx, grad_value: Tensor | None, grad_jacobian: Tensor | None) -> tuple[Tensor | None, None]:
+        if ctx.kernel is not None:
+            (points,) = ctx.saved_tensors
+            gv = grad_value.contiguous() if grad_value is not None else None  # [N, F]
+            gj = grad_jacobian.contiguous() if grad_jacobian is not None else None  # [N, F, 3]
+            feats, threads = ctx.grid_shape[0], kernels.threads_for(points.shape[0])
+            rows = points.new_zeros(ctx.grid_shape[1:].numel(), feats)  # [D·H·W, F]
+            scratch = points.new_zeros(threads - 1, *rows.shape)  # one more grid per extra thread
+            getattr(ctx.kernel, f"trilinear_backward_{_SUFFIX[rows.dtype]}")(
+                *ctx.grid_shape, points.data_ptr(), points.shape[0], None if gv is None else gv.data_ptr(),
+                None if gj is None else gj.data_ptr(), rows.data_ptr(), scratch.data_ptr(), threads)
+            return rows.t().reshape(ctx.grid_shape), None
         index, frac, slope = ctx.saved_tensors
         feats, n = ctx.grid_shape[0], index.shape[1]
         gv = grad_value.t() if grad_value is not None else frac.new_zeros(feats, n)  # [F, N]
@@ -95,6 +119,16 @@ class _TrilinearWithJacobian(Function):
         rows = gv.new_zeros(feats, ctx.grid_shape[1:].numel())
         rows.index_add_(1, index.reshape(-1), g_c.view(feats, -1))
         return rows.view(ctx.grid_shape), None
+
+
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+
+
+def _kernel_for(grid: Tensor):
+    """The compiled kernel library when it can take ``grid`` (CPU, float32/64), else None."""
+    if grid.device.type != "cpu" or grid.dtype not in _SUFFIX:
+        return None
+    return kernels.load("trilinear")
 
 
 def value_and_jacobian(grid: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:

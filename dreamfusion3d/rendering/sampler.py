@@ -21,6 +21,8 @@ import torch
 from nerfacc import OccGridEstimator
 from torch import Tensor
 
+from .. import kernels
+
 
 @dataclass
 class RaySamples:
@@ -103,16 +105,22 @@ def march_cpu(
         jitter = torch.rand(n_rays, 1, generator=generator, dtype=origins.dtype).to(origins.device)
     else:
         jitter = torch.full((n_rays, 1), 0.5, dtype=origins.dtype, device=origins.device)
-    k = torch.arange(steps, dtype=origins.dtype, device=origins.device)
-    valid = hit[:, None] & (t_near[:, None] + (k[None, :] + jitter) * step < t_far[:, None])  # [R, S]
-    num_dense = valid.sum()
     box = _occupied_box(estimator.binaries[0], aabb) if use_occupancy else None
+    first = count = None
     if box is not None:  # march only the steps inside the occupied cells' bounding box
         b_near, b_far, b_hit = ray_aabb_intersect(origins, dirs, box, near)
         first = ((b_near - t_near) / step - jitter[:, 0]).floor() - 1.0
         last = ((b_far - t_near) / step - jitter[:, 0]).ceil() + 1.0
         first = torch.where(b_hit, first.clamp(0.0, steps - 1), torch.zeros_like(first))
-        count = torch.where(b_hit, (torch.minimum(last, k.new_tensor(steps - 1.0)) - first + 1).clamp_min(0), 0)
+        count = torch.where(b_hit, (last.clamp_max(steps - 1.0) - first + 1).clamp_min(0), 0)
+    lib = kernels.load("march") if origins.device.type == "cpu" and origins.dtype == torch.float32 else None
+    if lib is not None:
+        return _march_compiled(lib, estimator.binaries[0] if use_occupancy else None, aabb, origins, dirs, t_near,
+                               t_far, hit, jitter, step, steps, first, count)
+    k = torch.arange(steps, dtype=origins.dtype, device=origins.device)
+    valid = hit[:, None] & (t_near[:, None] + (k[None, :] + jitter) * step < t_far[:, None])  # [R, S]
+    num_dense = valid.sum()
+    if box is not None:
         width = max(int(count.max().item()) if n_rays else 0, 1)
         m = torch.arange(width, dtype=origins.dtype, device=origins.device)
         k = first[:, None] + m[None, :]  # [R, S'] the steps marched, integer-valued
@@ -135,6 +143,45 @@ def march_cpu(
         positions=points[ray_idx, col],
         n_rays=n_rays,
         num_dense=num_dense,
+        batch_index=ray_idx * width + slot,
+        batch_width=width,
+    )
+
+
+def _march_compiled(lib, binaries: Tensor | None, aabb: Tensor, origins: Tensor, dirs: Tensor, t_near: Tensor,
+                    t_far: Tensor, hit: Tensor, jitter: Tensor, step: float, steps: int, first: Tensor | None,
+                    count: Tensor | None) -> RaySamples:
+    """``march_cpu``'s samples by the C kernel (kernels/march.c): count per ray, then fill."""
+    n_rays = origins.shape[0]
+    if first is None:  # no box: every step of the march
+        first, count = torch.zeros(n_rays), torch.full((n_rays,), float(steps))
+    f32 = [x.contiguous() for x in (origins, dirs, t_near, t_far, jitter[:, 0], aabb)]
+    o, d, tn, tf, jit, box = f32
+    hit8 = hit.to(torch.uint8).contiguous()
+    first_l, count_l = first.long().contiguous(), count.long().contiguous()
+    grid = binaries.to(torch.uint8).contiguous() if binaries is not None else None
+    res = tuple(grid.shape) if grid is not None else (0, 0, 0)
+    grid_ptr = grid.data_ptr() if grid is not None else None
+    threads = kernels.threads_for(n_rays, per_thread=256)
+    kept, dense = torch.empty(n_rays, dtype=torch.long), torch.empty(n_rays, dtype=torch.long)
+    common = (o.data_ptr(), d.data_ptr(), n_rays, tn.data_ptr(), tf.data_ptr(), hit8.data_ptr(), jit.data_ptr(), step)
+    lib.march_count_f32(*common, steps, first_l.data_ptr(), count_l.data_ptr(), grid_ptr, *res, box.data_ptr(),
+                        kept.data_ptr(), dense.data_ptr(), threads)
+    total = int(kept.sum())
+    offset = kept.cumsum(0) - kept
+    ray_idx, slot = torch.empty(total, dtype=torch.long), torch.empty(total, dtype=torch.long)
+    t, positions = torch.empty(total), torch.empty(total, 3)
+    lib.march_fill_f32(*common, first_l.data_ptr(), count_l.data_ptr(), grid_ptr, *res, box.data_ptr(),
+                       offset.data_ptr(), ray_idx.data_ptr(), t.data_ptr(), positions.data_ptr(), slot.data_ptr(),
+                       threads)
+    width = max(int(kept.max()) if n_rays else 0, 1)
+    return RaySamples(
+        ray_indices=ray_idx,
+        t_starts=t - 0.5 * step,
+        t_ends=t + 0.5 * step,
+        positions=positions,
+        n_rays=n_rays,
+        num_dense=dense.sum(),
         batch_index=ray_idx * width + slot,
         batch_width=width,
     )

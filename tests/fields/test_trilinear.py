@@ -1,5 +1,6 @@
 """The dense grid's closed-form value + Jacobian (``fields.trilinear``) against grid_sample and
-autograd, and the SDF's normals/eikonal through it against the double-backward path."""
+autograd, and the SDF's normals/eikonal through it against the double-backward path — each test
+once through the compiled C kernel (``kernels/trilinear.c``) and once through the eager PyTorch path."""
 
 import pytest
 import torch
@@ -19,6 +20,9 @@ def grid_sample_reference(grid: torch.Tensor, points: torch.Tensor):
                           align_corners=True).view(feats, -1).t()
     jac = torch.stack([torch.autograd.grad(value[:, f].sum(), p, create_graph=True)[0] for f in range(feats)], 1)
     return value, jac
+
+
+pytestmark = pytest.mark.usefixtures("compiled_or_eager")
 
 
 @pytest.fixture

@@ -1,10 +1,15 @@
-"""The CPU sampler's packing without argsort (issue 23): the same samples as the argsort packing."""
+"""The CPU sampler's packing without argsort (issue 23): the same samples as the argsort packing —
+each test once through the compiled march (kernels/march.c) and once through the eager one."""
 
+import pytest
 import torch
 from nerfacc import OccGridEstimator
 
 from dreamfusion3d.rendering import march_cpu
 from dreamfusion3d.rendering.sampler import occupied, ray_aabb_intersect
+
+
+pytestmark = pytest.mark.usefixtures("compiled_or_eager")
 
 
 def _old_march(estimator, origins, dirs, step, jitter):
