@@ -33,9 +33,11 @@ one() {  # one(name, tree, round)
   local name=$1 tree=$2 round=$3 out="$TMP/$1/$3"
   mkdir -p "$out"
   echo "round $round: $name" >&2
+  # From $TMP: `python -m` puts the current folder first on sys.path, so run from a checkout it
+  # would import that checkout's package whatever PYTHONPATH says.
   # shellcheck disable=SC2086
-  PYTHONPATH="$tree" python -m dreamfusion3d bench --out "$out/bench" --overwrite --quiet \
-    $BENCH_SCALING ${BENCH_ARGS:-} >"$out/bench.log" 2>&1 || { cat "$out/bench.log" >&2; exit 1; }
+  (cd "$TMP" && PYTHONPATH="$tree" python -m dreamfusion3d bench --out "$out/bench" --overwrite --quiet \
+    $BENCH_SCALING ${BENCH_ARGS:-}) >"$out/bench.log" 2>&1 || { cat "$out/bench.log" >&2; exit 1; }
   if [ "${NOVEL_VIEW:-1}" != 0 ]; then
     PYTHONPATH="$tree" python "$WORK/scripts/bench_novel_view.py" --json "$out/novel_view.json" \
       >"$out/novel_view.log" 2>&1 || { cat "$out/novel_view.log" >&2; exit 1; }
