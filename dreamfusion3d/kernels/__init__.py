@@ -33,7 +33,7 @@ HERE = Path(__file__).parent
 FLAGS = ["-O3", "-std=c99", "-fPIC", "-shared"]  # c99: no contraction into FMAs, the eager rounding
 OPENMP = ["-fopenmp"]  # share the samples over the cores; dropped if the compiler has no OpenMP
 
-_L, _P, _I, _F = ctypes.c_long, ctypes.c_void_p, ctypes.c_int, ctypes.c_float
+_L, _P, _I, _F = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_float  # int64_t, pointers, int, float
 SIGNATURES = {  # C argument types of each exported function
     "trilinear": {
         **{f"trilinear_forward_{s}": [_P, _L, _L, _L, _L, _P, _L, _P, _P, _I] for s in ("f32", "f64")},

@@ -11,6 +11,7 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef _OPENMP
 #define PARALLEL_FOR _Pragma("omp parallel for num_threads(threads) schedule(static)")
@@ -18,12 +19,12 @@
 #define PARALLEL_FOR
 #endif
 
-static inline int occupied_at(const float p[3], const unsigned char *bin, long X, long Y, long Z,
+static inline int occupied_at(const float p[3], const unsigned char *bin, int64_t X, int64_t Y, int64_t Z,
                               const float *aabb) {
-    long res[3] = {X, Y, Z}, c[3];
+    int64_t res[3] = {X, Y, Z}, c[3];
     for (int k = 0; k < 3; ++k) {
         float v = (p[k] - aabb[k]) / (aabb[3 + k] - aabb[k]) * (float)res[k];
-        long ci = (long)floorf(v);
+        int64_t ci = (int64_t)floorf(v);
         if (ci < 0) ci = 0;
         if (ci > res[k] - 1) ci = res[k] - 1;
         c[k] = ci;
@@ -33,7 +34,7 @@ static inline int occupied_at(const float p[3], const unsigned char *bin, long X
 
 /* Sample k of ray r: its t, its point, whether it is valid and kept. */
 static inline int sample_at(const float *o, const float *d, float t_near, float t_far, int hit, float jit,
-                            float step, long k, const unsigned char *bin, long X, long Y, long Z,
+                            float step, int64_t k, const unsigned char *bin, int64_t X, int64_t Y, int64_t Z,
                             const float *aabb, float *t_out, float p[3]) {
     float t = t_near + ((float)k + jit) * step;
     *t_out = t;
@@ -42,17 +43,17 @@ static inline int sample_at(const float *o, const float *d, float t_near, float 
     return bin == NULL || occupied_at(p, bin, X, Y, Z, aabb);
 }
 
-void march_count_f32(const float *origins, const float *dirs, long R, const float *t_near, const float *t_far,
-                     const unsigned char *hit, const float *jitter, float step, long steps, const long *first,
-                     const long *count, const unsigned char *bin, long X, long Y, long Z, const float *aabb,
-                     long *kept, long *dense, int threads) {
+void march_count_f32(const float *origins, const float *dirs, int64_t R, const float *t_near, const float *t_far,
+                     const unsigned char *hit, const float *jitter, float step, int64_t steps, const int64_t *first,
+                     const int64_t *count, const unsigned char *bin, int64_t X, int64_t Y, int64_t Z, const float *aabb,
+                     int64_t *kept, int64_t *dense, int threads) {
     PARALLEL_FOR
-    for (long r = 0; r < R; ++r) {
-        long n_kept = 0, n_dense = 0;
+    for (int64_t r = 0; r < R; ++r) {
+        int64_t n_kept = 0, n_dense = 0;
         float t, p[3];
-        for (long k = 0; k < steps; ++k)  /* the whole march's valid steps */
+        for (int64_t k = 0; k < steps; ++k)  /* the whole march's valid steps */
             n_dense += hit[r] && (t_near[r] + ((float)k + jitter[r]) * step < t_far[r]);
-        for (long m = 0; m < count[r]; ++m)
+        for (int64_t m = 0; m < count[r]; ++m)
             n_kept += sample_at(origins + 3 * r, dirs + 3 * r, t_near[r], t_far[r], hit[r], jitter[r], step,
                                 first[r] + m, bin, X, Y, Z, aabb, &t, p);
         kept[r] = n_kept;
@@ -60,15 +61,15 @@ void march_count_f32(const float *origins, const float *dirs, long R, const floa
     }
 }
 
-void march_fill_f32(const float *origins, const float *dirs, long R, const float *t_near, const float *t_far,
-                    const unsigned char *hit, const float *jitter, float step, const long *first,
-                    const long *count, const unsigned char *bin, long X, long Y, long Z, const float *aabb,
-                    const long *offset, long *ray_out, float *t_out, float *pos_out, long *slot_out, int threads) {
+void march_fill_f32(const float *origins, const float *dirs, int64_t R, const float *t_near, const float *t_far,
+                    const unsigned char *hit, const float *jitter, float step, const int64_t *first,
+                    const int64_t *count, const unsigned char *bin, int64_t X, int64_t Y, int64_t Z, const float *aabb,
+                    const int64_t *offset, int64_t *ray_out, float *t_out, float *pos_out, int64_t *slot_out, int threads) {
     PARALLEL_FOR
-    for (long r = 0; r < R; ++r) {
-        long i = offset[r], slot = 0;
+    for (int64_t r = 0; r < R; ++r) {
+        int64_t i = offset[r], slot = 0;
         float t, p[3];
-        for (long m = 0; m < count[r]; ++m) {
+        for (int64_t m = 0; m < count[r]; ++m) {
             if (!sample_at(origins + 3 * r, dirs + 3 * r, t_near[r], t_far[r], hit[r], jitter[r], step,
                            first[r] + m, bin, X, Y, Z, aabb, &t, p))
                 continue;

@@ -15,6 +15,7 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* With OpenMP (-fopenmp) the points are shared out over `threads` (a parameter of each function);
  * without it the loops run serially. */
@@ -31,9 +32,9 @@ static inline T lerp_##SUFFIX(T a, T b, T w) {                                  
     return (fabs((double)w) < 0.5) ? a + w * d : b - d * ((T)1 - w);                                  \
 }                                                                                                     \
                                                                                                       \
-static inline void cell_##SUFFIX(const T *p, long D, long H, long W, long *base, T frac[3], T slope[3]) { \
-    long sides[3] = {W, H, D};                                                                        \
-    long c[3];                                                                                        \
+static inline void cell_##SUFFIX(const T *p, int64_t D, int64_t H, int64_t W, int64_t *base, T frac[3], T slope[3]) { \
+    int64_t sides[3] = {W, H, D};                                                                        \
+    int64_t c[3];                                                                                        \
     for (int k = 0; k < 3; ++k) {                                                                     \
         T scale = (T)(sides[k] - 1) * (T)0.5;                                                         \
         T x = p[k];                                                                                   \
@@ -42,24 +43,24 @@ static inline void cell_##SUFFIX(const T *p, long D, long H, long W, long *base,
         T cf = floor(pos);                                                                            \
         if (cf > (T)(sides[k] - 2)) cf = (T)(sides[k] - 2);                                           \
         if (cf < (T)0) cf = (T)0;                                                                     \
-        c[k] = (long)cf;                                                                              \
+        c[k] = (int64_t)cf;                                                                              \
         frac[k] = pos - cf;                                                                           \
         slope[k] = (fabs((double)x) <= 1.0) ? scale : (T)0;                                           \
     }                                                                                                 \
     *base = c[2] * H * W + c[1] * W + c[0];                                                           \
 }                                                                                                     \
                                                                                                       \
-void trilinear_forward_##SUFFIX(const T *grid, long F, long D, long H, long W, const T *points, long N, \
+void trilinear_forward_##SUFFIX(const T *grid, int64_t F, int64_t D, int64_t H, int64_t W, const T *points, int64_t N, \
                                 T *value, T *jac, int threads) {                                      \
     PARALLEL_FOR                                                                                      \
-    for (long n = 0; n < N; ++n) {                                                                    \
-        long base; T fr[3], sl[3];                                                                    \
+    for (int64_t n = 0; n < N; ++n) {                                                                    \
+        int64_t base; T fr[3], sl[3];                                                                    \
         cell_##SUFFIX(points + 3 * n, D, H, W, &base, fr, sl);                                        \
-        long off[8] = {0, 1, W, W + 1, H * W, H * W + 1, H * W + W, H * W + W + 1};                   \
+        int64_t off[8] = {0, 1, W, W + 1, H * W, H * W + 1, H * W + W, H * W + W + 1};                   \
         const T *c[8];                                                                                \
         for (int k = 0; k < 8; ++k) c[k] = grid + (base + off[k]) * F;                                \
         T *val = value + n * F, *jn = jac + n * F * 3;                                                \
-        for (long f = 0; f < F; ++f) {                                                                \
+        for (int64_t f = 0; f < F; ++f) {                                                                \
             T cx[2][2], ex[2][2];                                                                     \
             for (int z = 0; z < 2; ++z)                                                               \
                 for (int y = 0; y < 2; ++y) {                                                         \
@@ -81,17 +82,17 @@ void trilinear_forward_##SUFFIX(const T *grid, long F, long D, long H, long W, c
     }                                                                                                 \
 }                                                                                                     \
                                                                                                       \
-static void backward_range_##SUFFIX(long F, long D, long H, long W, const T *points, long lo, long hi, \
+static void backward_range_##SUFFIX(int64_t F, int64_t D, int64_t H, int64_t W, const T *points, int64_t lo, int64_t hi, \
                                     const T *grad_value, const T *grad_jac, T *grad_grid) {          \
-    for (long n = lo; n < hi; ++n) {                                                                  \
-        long base; T fr[3], sl[3];                                                                    \
+    for (int64_t n = lo; n < hi; ++n) {                                                                  \
+        int64_t base; T fr[3], sl[3];                                                                    \
         cell_##SUFFIX(points + 3 * n, D, H, W, &base, fr, sl);                                        \
-        long off[8] = {0, 1, W, W + 1, H * W, H * W + 1, H * W + W, H * W + W + 1};                   \
+        int64_t off[8] = {0, 1, W, W + 1, H * W, H * W + 1, H * W + W, H * W + W + 1};                   \
         T *c[8];                                                                                      \
         for (int k = 0; k < 8; ++k) c[k] = grad_grid + (base + off[k]) * F;                           \
         T zw[2] = {(T)1 - fr[2], fr[2]}, yw[2] = {(T)1 - fr[1], fr[1]}, xw[2] = {(T)1 - fr[0], fr[0]}; \
         const T *gvn = grad_value ? grad_value + n * F : NULL, *gjn = grad_jac ? grad_jac + n * F * 3 : NULL; \
-        for (long f = 0; f < F; ++f) {                                                                \
+        for (int64_t f = 0; f < F; ++f) {                                                                \
             T gv = gvn ? gvn[f] : (T)0;                                                               \
             T gx = gjn ? gjn[3 * f + 0] * sl[0] : (T)0;                                               \
             T gy = gjn ? gjn[3 * f + 1] * sl[1] : (T)0;                                               \
@@ -113,19 +114,19 @@ static void backward_range_##SUFFIX(long F, long D, long H, long W, const T *poi
 /* Points split into `threads` contiguous ranges; range 0 adds into grad_grid, range p > 0 into        \
  * scratch + (p - 1) V F (zeroed by the caller), which are then added in order: the same sums        \
  * whatever the thread timing. */                                                                     \
-void trilinear_backward_##SUFFIX(long F, long D, long H, long W, const T *points, long N,            \
+void trilinear_backward_##SUFFIX(int64_t F, int64_t D, int64_t H, int64_t W, const T *points, int64_t N,            \
                                  const T *grad_value, const T *grad_jac, T *grad_grid, T *scratch,    \
                                  int threads) {                                                       \
-    long VF = D * H * W * F;                                                                          \
+    int64_t VF = D * H * W * F;                                                                          \
     PARALLEL_FOR                                                                                      \
     for (int p = 0; p < threads; ++p) {                                                               \
-        long lo = N * p / threads, hi = N * (p + 1) / threads;                                        \
+        int64_t lo = N * p / threads, hi = N * (p + 1) / threads;                                        \
         backward_range_##SUFFIX(F, D, H, W, points, lo, hi, grad_value, grad_jac,                     \
                                 p == 0 ? grad_grid : scratch + (p - 1) * VF);                         \
     }                                                                                                 \
     for (int p = 1; p < threads; ++p) {                                                               \
         const T *src = scratch + (p - 1) * VF;                                                        \
-        for (long i = 0; i < VF; ++i) grad_grid[i] += src[i];                                         \
+        for (int64_t i = 0; i < VF; ++i) grad_grid[i] += src[i];                                         \
     }                                                                                                 \
 }
 

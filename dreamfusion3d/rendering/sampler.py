@@ -155,23 +155,22 @@ def _march_compiled(lib, binaries: Tensor | None, aabb: Tensor, origins: Tensor,
     n_rays = origins.shape[0]
     if first is None:  # no box: every step of the march
         first, count = torch.zeros(n_rays), torch.full((n_rays,), float(steps))
-    f32 = [x.contiguous() for x in (origins, dirs, t_near, t_far, jitter[:, 0], aabb)]
-    o, d, tn, tf, jit, box = f32
+    o, d, tn, tf, jit, box = (x.contiguous() for x in (origins, dirs, t_near, t_far, jitter[:, 0], aabb))
     hit8 = hit.to(torch.uint8).contiguous()
     first_l, count_l = first.long().contiguous(), count.long().contiguous()
-    grid = binaries.to(torch.uint8).contiguous() if binaries is not None else None
-    res = tuple(grid.shape) if grid is not None else (0, 0, 0)
-    grid_ptr = grid.data_ptr() if grid is not None else None
+    occ = binaries.to(torch.uint8).contiguous() if binaries is not None else None  # None: keep every valid step
+    res = tuple(occ.shape) if occ is not None else (0, 0, 0)
+    occ_ptr = occ.data_ptr() if occ is not None else None
     threads = kernels.threads_for(n_rays, per_thread=256)
     kept, dense = torch.empty(n_rays, dtype=torch.long), torch.empty(n_rays, dtype=torch.long)
     common = (o.data_ptr(), d.data_ptr(), n_rays, tn.data_ptr(), tf.data_ptr(), hit8.data_ptr(), jit.data_ptr(), step)
-    lib.march_count_f32(*common, steps, first_l.data_ptr(), count_l.data_ptr(), grid_ptr, *res, box.data_ptr(),
+    lib.march_count_f32(*common, steps, first_l.data_ptr(), count_l.data_ptr(), occ_ptr, *res, box.data_ptr(),
                         kept.data_ptr(), dense.data_ptr(), threads)
     total = int(kept.sum())
     offset = kept.cumsum(0) - kept
     ray_idx, slot = torch.empty(total, dtype=torch.long), torch.empty(total, dtype=torch.long)
     t, positions = torch.empty(total), torch.empty(total, 3)
-    lib.march_fill_f32(*common, first_l.data_ptr(), count_l.data_ptr(), grid_ptr, *res, box.data_ptr(),
+    lib.march_fill_f32(*common, first_l.data_ptr(), count_l.data_ptr(), occ_ptr, *res, box.data_ptr(),
                        offset.data_ptr(), ray_idx.data_ptr(), t.data_ptr(), positions.data_ptr(), slot.data_ptr(),
                        threads)
     width = max(int(kept.max()) if n_rays else 0, 1)
