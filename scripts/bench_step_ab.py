@@ -37,13 +37,14 @@ def load_revision(rev: str, path: str, name: str) -> types.ModuleType:
     source = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{path}"], check=True, capture_output=True,
                             text=True).stdout
     module_name = path[:-3].replace("/", ".")
-    tmp = Path(tempfile.mkdtemp()) / Path(path).name
-    tmp.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, tmp, submodule_search_locations=None)
-    module = importlib.util.module_from_spec(spec)
-    module.__package__ = module_name.rpartition(".")[0]  # its relative imports resolve in the tree's package
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder) / Path(path).name
+        tmp.write_text(source)
+        spec = importlib.util.spec_from_file_location(name, tmp)
+        module = importlib.util.module_from_spec(spec)
+        module.__package__ = module_name.rpartition(".")[0]  # its relative imports resolve in the tree's package
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
     return module
 
 
