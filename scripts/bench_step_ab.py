@@ -5,8 +5,9 @@ revision, side by side in one process.
         [--checkpoint RUN/checkpoints/final]
 
 For each MODULE (a path in the package, e.g. ``dreamfusion3d/fields/trilinear.py``) the file at REV
-is loaded as a second module, and while REV's step runs, every function and class that the tree's
-module defines is replaced by REV's namesake wherever the package refers to it. Two ``Generation``s
+is loaded as a second module, and while REV's objects are built and REV's step runs, every function
+and class that the tree's module defines is replaced by REV's namesake wherever the package refers to
+it (module attributes and module-level registries). Two ``Generation``s
 of the default preset (learning rates 0, lambertian shading, occupancy grid frozen after one
 refresh, as in ``bench``) take turns step by step, the order flipping every round, so that both see
 the same machine; each step is timed by wall clock with several threads, by CPU time with one.
@@ -62,18 +63,27 @@ def swaps(tree: types.ModuleType, old: types.ModuleType) -> list[tuple[object, s
             for name, obj in defined.items():
                 if value is obj:
                     out.append((module, attr, obj, getattr(old, name)))
+                elif isinstance(value, dict):  # a registry: {name: class}
+                    out += [(value, key, obj, getattr(old, name)) for key, v in list(value.items()) if v is obj]
     return out
+
+
+def _set(holder, attr, value) -> None:
+    if isinstance(holder, dict):
+        holder[attr] = value
+    else:
+        setattr(holder, attr, value)
 
 
 @contextmanager
 def revision(table: list[tuple[object, str, object, object]]):
     for holder, attr, _, old in table:
-        setattr(holder, attr, old)
+        _set(holder, attr, old)
     try:
         yield
     finally:
         for holder, attr, new, _ in table:
-            setattr(holder, attr, new)
+            _set(holder, attr, new)
 
 
 def main() -> None:
@@ -95,15 +105,16 @@ def main() -> None:
     set_quiet(True)
     table = []
     for i, path in enumerate(args.modules):
-        tree = importlib.import_module(path[:-3].replace("/", "."))
+        tree = importlib.import_module(path[:-3].replace("/", ".").removesuffix(".__init__"))  # a package: itself
         table += swaps(tree, load_revision(args.rev, path, f"_revision_module_{i}"))
     if not table:
         raise SystemExit("nothing to swap: the modules define no functions or classes that REV has too")
-    print(f"swapped for {args.rev}: " + ", ".join(sorted({f'{h.__name__}.{a}' for h, a, _, _ in table})))
+    print(f"swapped for {args.rev}: " + ", ".join(sorted({f'{getattr(h, "__name__", "registry")}.{a}' for h, a, _, _ in table})))
     gens, tmp = {}, tempfile.TemporaryDirectory()
     for name in ("tree", args.rev):
         cfg = load_preset(GenerateConfig, "default", command="generate")
-        gen = Generation(cfg, args.prompt, Path(tmp.name) / name)
+        with revision(table if name == args.rev else []):  # REV's classes build REV's objects
+            gen = Generation(cfg, args.prompt, Path(tmp.name) / name)
         if args.checkpoint is not None:
             load_weights(args.checkpoint, gen.representation)
         else:

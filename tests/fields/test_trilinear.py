@@ -8,7 +8,9 @@ import torch.nn.functional as F
 
 from dreamfusion3d.fields import FieldConfig
 from dreamfusion3d.fields.encoding import DenseGridEncoding
+from dreamfusion3d.fields.dense_head import grid_head_and_gradient
 from dreamfusion3d.fields.trilinear import value_and_jacobian
+from dreamfusion3d.representations import sdf as sdf_module
 from dreamfusion3d.representations.sdf import SDFConfig, SDFField
 
 
@@ -81,9 +83,10 @@ def test_coarse_to_fine_encoding_matches_autograd():
 
 
 @pytest.mark.parametrize("coarse", [0, 4])
-def test_sdf_gradient_and_parameter_gradients_equal_the_autograd_path(coarse, monkeypatch):
-    """The SDF's fast path (closed-form grid Jacobian, autograd through the MLP only) gives the same
-    d, ∇d and parameter gradients of a loss on both (eikonal-like) as autograd through grid_sample."""
+def test_sdf_gradient_and_parameter_gradients_equal_the_autograd_path(coarse, compiled_or_eager, monkeypatch):
+    """The SDF's fast paths (compiled grid + head, ``fields.dense_head``; or the closed-form grid
+    Jacobian with autograd through the MLP only) give the same d, ∇d and parameter gradients of a
+    loss on both (eikonal-like) as autograd through grid_sample."""
     torch.manual_seed(0)
     field = SDFField(FieldConfig(kind="dense", dense_resolution=8, dense_features=4, dense_coarse_resolution=coarse,
                                  dense_fine_ramp=(0, 10)), SDFConfig(residual_scale=0.7)).double()
@@ -99,7 +102,13 @@ def test_sdf_gradient_and_parameter_gradients_equal_the_autograd_path(coarse, mo
         loss = (d * weights).sum() + (grad.norm(dim=-1) - 1).square().sum() + raw[:, 1:].sum()
         return d, grad, torch.autograd.grad(loss, list(field.parameters()))
 
+    calls = []
+    monkeypatch.setattr(sdf_module, "grid_head_and_gradient",
+                        lambda *args: calls.append(out := grid_head_and_gradient(*args)) or out)
     d, grad, grads = run()
+    # One compiled pass of grid + head where the kernel is built and there is no coarse grid.
+    assert [c is not None for c in calls] == [compiled_or_eager == "kernel" and coarse == 0]
+    monkeypatch.setattr(sdf_module, "grid_head_and_gradient", lambda *args: None)
     monkeypatch.delattr(DenseGridEncoding, "value_and_jacobian")  # the autograd path
     d_ref, grad_ref, grads_ref = run()
     torch.testing.assert_close(d, d_ref, atol=1e-12, rtol=0)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...fields import FieldConfig, FieldOutput, build_encoding, mlp
+from ...fields.dense_head import grid_head_and_gradient
 from ...rendering import BackgroundConfig, RendererConfig, VolumeRenderer, build_background
 from ..base import ExportFields, Representation, grouped_params
 
@@ -94,10 +95,22 @@ class SDFField(nn.Module):
     def sdf_and_gradient(self, points: Tensor, create_graph: bool) -> tuple[Tensor, Tensor, Tensor]:
         """(d [N], ∇d [N,3], raw head output [N,4]), keeping the graph if asked.
 
-        With an encoding that gives its own Jacobian J = ∂f/∂x (the dense grid), the chain rule
-        ∇d = ∂d/∂x|_f + (∂d/∂f) J: autograd differentiates the head twice but the grid only once
-        (no grid_sample double backward, about a third of a CPU step). Otherwise autograd through
-        the whole field."""
+        A dense grid with a one-hidden-layer ReLU head on a CPU goes through the compiled kernel
+        (:mod:`...fields.dense_head`: no double backward at all). Else, with an encoding that gives
+        its own Jacobian J = ∂f/∂x (the dense grid), the chain rule ∇d = ∂d/∂x|_f + (∂d/∂f) J:
+        autograd differentiates the head twice but the grid only once (no grid_sample double
+        backward). Otherwise autograd through the whole field."""
+        with torch.set_grad_enabled(create_graph):
+            fused = grid_head_and_gradient(self.encoding, self.head, points)
+        if fused is not None:
+            raw, head_grad = fused  # head_grad = ∂raw₀/∂x; d depends on the head through raw₀
+            with torch.enable_grad():
+                pts = points.detach().to(raw.dtype).requires_grad_(True)
+                if not create_graph:
+                    raw = raw.detach().requires_grad_(True)
+                d = self._sdf(raw, pts)
+                explicit, d_raw = torch.autograd.grad(d.sum(), (pts, raw), create_graph=create_graph)
+            return d, explicit + d_raw[:, :1] * head_grad, raw
         if hasattr(self.encoding, "value_and_jacobian"):
             with torch.enable_grad():
                 pts = points.detach().requires_grad_(True)
