@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ..utils.errors import UserError
+from . import cpu_bfloat16
 from ..utils.io import write_json_atomic
 
 
@@ -50,4 +51,5 @@ def load_unet_parts(folder: Path, what: str, dtype: torch.dtype = torch.float32)
         raise UserError(f"cannot load the {what} from {folder}: {str(exc).splitlines()[0]}") from exc
     if dtype == torch.bfloat16:  # oneDNN's fast bfloat16 convolutions want channels-last
         unet.to(memory_format=torch.channels_last)
+        cpu_bfloat16.speed_up(unet)  # and two layers that are slow in bfloat16 get stand-ins
     return unet, scheduler

@@ -12,8 +12,9 @@ PyTorch path (the same results up to float rounding, slower).
 
 Kernels: ``trilinear`` (a dense grid's value + Jacobian and its backward,
 :mod:`dreamfusion3d.fields.trilinear`; the grid with its ReLU head and the head's gradient in x,
-:mod:`dreamfusion3d.fields.dense_head`) and ``march`` (the CPU ray march through the occupancy grid,
-:mod:`dreamfusion3d.rendering.sampler`).
+:mod:`dreamfusion3d.fields.dense_head`) ``march`` (the CPU ray march through the occupancy grid,
+:mod:`dreamfusion3d.rendering.sampler`) and ``group_norm`` (GroupNorm of channels-last bfloat16
+tensors in the small UNets, :mod:`dreamfusion3d.diffusion.cpu_bfloat16`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ SIGNATURES = {  # C argument types of each exported function
         **{f"dense_head_backward_{s}": [_P, _L, _L, _L, _L, _P, _P, _P, _P, _L, _L, _P, _L, _P, _P, _P, _P, _P, _I]
            for s in ("f32", "f64")},
     },
+    "group_norm": {"group_norm_channels_last_bf16": [_P, _L, _L, _L, _L, _P, _P, ctypes.c_double, _P, _I]},
     "march": {
         "march_count_f32": [_P, _P, _L, _P, _P, _P, _P, _F, _L, _P, _P, _P, _L, _L, _L, _P, _P, _P, _I],
         "march_fill_f32": [_P, _P, _L, _P, _P, _P, _P, _F, _P, _P, _P, _L, _L, _L, _P, _P, _P, _P, _P, _P, _I],
