@@ -49,6 +49,21 @@ def load_revision(rev: str, path: str, name: str) -> types.ModuleType:
     return module
 
 
+def import_package() -> None:
+    """Import every module of the package (but the web app and `__main__`), so that :func:`swaps` sees every
+    reference: one imported later, lazily, would keep the tree's object."""
+    import pkgutil
+
+    import dreamfusion3d
+
+    for info in pkgutil.walk_packages(dreamfusion3d.__path__, "dreamfusion3d."):
+        if not info.name.startswith("dreamfusion3d.app") and not info.name.endswith("__main__"):
+            try:
+                importlib.import_module(info.name)
+            except ImportError:  # an optional dependency that is missing
+                pass
+
+
 def swaps(tree: types.ModuleType, old: types.ModuleType) -> list[tuple[object, str, object, object]]:
     """(holder, attribute, tree's object, REV's object) for every reference in the package to a
     function or class defined in ``tree`` that REV defines too."""
@@ -103,6 +118,7 @@ def main() -> None:
     from dreamfusion3d.utils.logging import set_quiet
 
     set_quiet(True)
+    import_package()
     table = []
     for i, path in enumerate(args.modules):
         tree = importlib.import_module(path[:-3].replace("/", ".").removesuffix(".__init__"))  # a package: itself
