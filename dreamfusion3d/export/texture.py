@@ -80,6 +80,10 @@ def uv_unwrap(
     # no chart-growing refinement passes: on a bumpy marching-cubes mesh (50k faces) they cost
     # ~30x the time (72 s vs 2.3 s CPU) for the same texture use; a baked albedo does not need them
     charts.max_iterations = 0
+    # charts of at most 1/50 of the surface: a few large charts (a cube's flat sides) make the
+    # packing slow — 10-49 s on four 37k-50k-face meshes, 3.4-6.5 s capped, texture use 0.81-0.84
+    # -> 0.69-0.81 (docs/RESULTS.md, Speed, session 33)
+    charts.max_chart_area = float(mesh.area) / 50.0
     pack = xatlas.PackOptions()
     pack.resolution = int(texture_size)
     pack.padding = int(padding)

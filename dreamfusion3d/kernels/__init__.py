@@ -12,7 +12,7 @@ PyTorch path (the same results up to float rounding, slower).
 
 Kernels: ``trilinear`` (a dense grid's value + Jacobian and its backward,
 :mod:`dreamfusion3d.fields.trilinear`; the grid with its ReLU head and the head's gradient in x,
-:mod:`dreamfusion3d.fields.dense_head`) ``march`` (the CPU ray march through the occupancy grid,
+:mod:`dreamfusion3d.fields.dense_head`), ``march`` (the CPU ray march through the occupancy grid,
 :mod:`dreamfusion3d.rendering.sampler`) and ``group_norm`` (GroupNorm of channels-last bfloat16
 tensors in the small UNets, :mod:`dreamfusion3d.diffusion.cpu_bfloat16`).
 """

@@ -37,7 +37,7 @@ def test_kernel_equals_the_eager_path(dtype, tol, monkeypatch):
     assert out["kernel"][2].abs().sum() > 0
 
 
-@pytest.mark.parametrize("name", ["trilinear", "march"])
+@pytest.mark.parametrize("name", ["trilinear", "march", "group_norm"])
 def test_built_once_into_the_cache(name, tmp_path, monkeypatch):
     if kernels.compiler() is None:
         pytest.skip("no C compiler here")
