@@ -6,8 +6,8 @@ differentiates that gradient again. Through autograd this is a double backward o
 dozen ``[N, hidden]`` intermediate arrays per step, which on a CPU are memory-bound. ReLU's second
 derivative is zero almost everywhere, so the gradient's own backward is first-order in closed
 form: :func:`grid_head_and_gradient` runs forward and backward in the C kernel
-(``kernels/trilinear.c``, ``dense_head_*``), one point at a time with everything in registers,
-and returns ``(raw [N, O], ∂raw₀/∂x [N, 3])``, differentiable (first order) in the grid and the
+(``kernels/trilinear.c``, ``dense_head_*``; tiles of 32 points, no ``[N, hidden]`` array in
+memory; the backward recomputes the forward rather than storing it) and returns ``(raw [N, O], ∂raw₀/∂x [N, 3])``, differentiable (first order) in the grid and the
 head's weights. Where it does not apply (another head, a coarse grid, no compiler, not float32/64
 on a CPU) it returns ``None`` and the caller differentiates through autograd as before.
 """
