@@ -22,7 +22,6 @@ from torch.autograd.function import once_differentiable
 from .. import kernels
 from .encoding import DenseGridEncoding
 
-_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 _MAX_WIDTH = 256  # a tile's scratch ([width][32] arrays) lives on the C stack
 
 
@@ -42,7 +41,7 @@ class _GridHead(Function):
         rows = grid.reshape(feats, -1).t().contiguous()  # point-major [D·H·W, F]
         params = [t.contiguous() for t in (w1, b1, w2, b2)]
         out, gq = grid.new_empty(n, outs), grid.new_empty(n, 3)
-        getattr(lib, f"dense_head_forward_{_SUFFIX[grid.dtype]}")(
+        getattr(lib, f"dense_head_forward_{kernels.SUFFIX[grid.dtype]}")(
             rows.data_ptr(), feats, *grid.shape[1:], *(t.data_ptr() for t in params), hidden, outs,
             points.data_ptr(), n, out.data_ptr(), gq.data_ptr(), threads)
         ctx.save_for_backward(rows, *params, points)
@@ -61,7 +60,7 @@ class _GridHead(Function):
         scratch = rows.new_zeros(threads - 1, *rows.shape)
         sizes = [hidden * feats, hidden, outs * hidden, outs]
         grad_params = rows.new_zeros(threads, sum(sizes))
-        getattr(ctx.lib, f"dense_head_backward_{_SUFFIX[rows.dtype]}")(
+        getattr(ctx.lib, f"dense_head_backward_{kernels.SUFFIX[rows.dtype]}")(
             rows.data_ptr(), feats, *size, w1.data_ptr(), b1.data_ptr(), w2.data_ptr(), b2.data_ptr(), hidden,
             outs, points.data_ptr(), points.shape[0], None if go is None else go.data_ptr(),
             None if gk is None else gk.data_ptr(), grad_rows.data_ptr(), scratch.data_ptr(),
@@ -80,7 +79,7 @@ def grid_head_and_gradient(encoding: nn.Module, head: nn.Module, points: Tensor)
         return None
     grid = encoding.grid[0]
     first, last = linears
-    if (grid.device.type != "cpu" or grid.dtype not in _SUFFIX or grid.shape[0] > _MAX_WIDTH
+    if (grid.device.type != "cpu" or grid.dtype not in kernels.SUFFIX or grid.shape[0] > _MAX_WIDTH
             or first.out_features > _MAX_WIDTH or last.out_features > _MAX_WIDTH
             or any(p.dtype != grid.dtype for p in (*first.parameters(), *last.parameters()))):
         return None

@@ -56,7 +56,7 @@ class _TrilinearWithJacobian(Function):
         if lib is not None:  # the fused C kernel (kernels/trilinear.c): one pass, no [F, 8N] arrays
             rows, points = grid.reshape(feats, -1).t().contiguous(), points.contiguous()  # [D·H·W, F]
             value, jac = grid.new_empty(n, feats), grid.new_empty(n, feats, 3)
-            getattr(lib, f"trilinear_forward_{_SUFFIX[grid.dtype]}")(
+            getattr(lib, f"trilinear_forward_{kernels.SUFFIX[grid.dtype]}")(
                 rows.data_ptr(), feats, *grid.shape[1:], points.data_ptr(), n, value.data_ptr(), jac.data_ptr(),
                 kernels.threads_for(n))
             ctx.save_for_backward(points)
@@ -89,7 +89,7 @@ class _TrilinearWithJacobian(Function):
             feats, threads = ctx.grid_shape[0], kernels.threads_for(points.shape[0])
             rows = points.new_zeros(ctx.grid_shape[1:].numel(), feats)  # [D·H·W, F]
             scratch = points.new_zeros(threads - 1, *rows.shape)  # one more grid per extra thread
-            getattr(ctx.kernel, f"trilinear_backward_{_SUFFIX[rows.dtype]}")(
+            getattr(ctx.kernel, f"trilinear_backward_{kernels.SUFFIX[rows.dtype]}")(
                 *ctx.grid_shape, points.data_ptr(), points.shape[0], None if gv is None else gv.data_ptr(),
                 None if gj is None else gj.data_ptr(), rows.data_ptr(), scratch.data_ptr(), threads)
             return rows.t().reshape(ctx.grid_shape), None
@@ -121,12 +121,9 @@ class _TrilinearWithJacobian(Function):
         return rows.view(ctx.grid_shape), None
 
 
-_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
-
-
 def _kernel_for(grid: Tensor):
     """The compiled kernel library when it can take ``grid`` (CPU, float32/64), else None."""
-    if grid.device.type != "cpu" or grid.dtype not in _SUFFIX:
+    if grid.device.type != "cpu" or grid.dtype not in kernels.SUFFIX:
         return None
     return kernels.load("trilinear")
 

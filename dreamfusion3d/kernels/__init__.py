@@ -37,6 +37,7 @@ FLAGS = ["-O3", "-std=c99", "-fPIC", "-shared"]  # c99: no contraction into FMAs
 OPENMP = ["-fopenmp"]  # share the samples over the cores; dropped if the compiler has no OpenMP
 NATIVE = ["-march=native"]  # this CPU's vector units (the cache key names the CPU); dropped if refused
 
+SUFFIX = {torch.float32: "f32", torch.float64: "f64"}  # the kernels' name suffix per dtype they take
 _L, _P, _I, _F = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_float  # int64_t, pointers, int, float
 SIGNATURES = {  # C argument types of each exported function
     "trilinear": {

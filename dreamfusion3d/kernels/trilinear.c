@@ -211,7 +211,7 @@ static inline __attribute__((always_inline)) void gather_tile_##SUFFIX(const T *
 }                                                                                                     \
                                                                                                       \
 /* The tile's grid values val [F][TILE], Jacobian jac [3][F][TILE], hidden h = relu(a) [Hd][TILE],    \
- * ReLU mask m [Hd][TILE] and q = ∂out₀/∂f [F][TILE], for points n0 .. n0 + np - 1. */                \
+ * ReLU mask m [Hd][TILE] and q = ∂out₀/∂f [F][TILE], for the tile's np points (lanes past np: 0). */                \
 static void head_tile_##SUFFIX(const T *grid, int64_t F, int64_t D, int64_t H, int64_t W,             \
                                const T *w1, const T *b1, const T *w2, int64_t Hd, const T *points,    \
                                int64_t np, T (*restrict val)[TILE], T (*restrict jac)[TILE],          \
