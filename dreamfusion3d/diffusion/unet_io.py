@@ -12,7 +12,6 @@ from typing import Any
 import torch
 
 from ..utils.errors import UserError
-from . import cpu_bfloat16
 from ..utils.io import write_json_atomic
 
 
@@ -41,6 +40,8 @@ def read_unet_meta(folder: Path, meta_name: str, what: str) -> dict[str, Any]:
 def load_unet_parts(folder: Path, what: str, dtype: torch.dtype = torch.float32):
     """``(unet, scheduler)`` of a folder written by :func:`save_unet_folder`, errors as one line."""
     from diffusers import DDPMScheduler, UNet2DConditionModel
+
+    from . import cpu_bfloat16  # imports diffusers' ResNet block: as lazily as diffusers
 
     try:
         # low_cpu_mem_usage=False: the models are small, and it skips diffusers' nag about `accelerate`

@@ -158,11 +158,23 @@ class _GlobalOnly:
         return False
 
 
+def _extra_flop_formulas() -> dict:
+    """Ops the counter does not know: oneDNN's convolution with a prepacked weight (the bfloat16
+    UNets' ``Conv2dCL``, :mod:`dreamfusion3d.diffusion.cpu_bfloat16`)."""
+    from torch.utils.flop_counter import conv_flop_count
+
+    def pointwise_conv(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+        return conv_flop_count(x_shape, w_shape, out_shape, transposed=False)
+
+    op = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None)
+    return {} if op is None else {op: pointwise_conv}
+
+
 def count_flops(fn) -> float:
     """FLOPs of one call of ``fn`` (matmuls, convolutions, attention; forward and backward)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_extra_flop_formulas())
     counter.mod_tracker = _GlobalOnly()
     with counter:
         fn()

@@ -36,13 +36,13 @@ def _one_hidden_relu(head: nn.Module) -> tuple[nn.Linear, nn.Linear] | None:
 class _GridHead(Function):
     @staticmethod
     def forward(ctx, grid: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, points: Tensor,
-                lib, threads: int) -> tuple[Tensor, Tensor]:
-        feats, n, hidden, outs = grid.shape[0], points.shape[0], w1.shape[0], w2.shape[0]
-        rows = grid.reshape(feats, -1).t().contiguous()  # point-major [D·H·W, F]
+                lib, threads: int) -> tuple[Tensor, Tensor]:  # grid [1, F, D, H, W]
+        feats, n, hidden, outs = grid.shape[1], points.shape[0], w1.shape[0], w2.shape[0]
+        rows = grid[0].reshape(feats, -1).t().contiguous()  # point-major [D·H·W, F]: a view of a channels-last grid
         params = [t.contiguous() for t in (w1, b1, w2, b2)]
         out, gq = grid.new_empty(n, outs), grid.new_empty(n, 3)
         getattr(lib, f"dense_head_forward_{kernels.SUFFIX[grid.dtype]}")(
-            rows.data_ptr(), feats, *grid.shape[1:], *(t.data_ptr() for t in params), hidden, outs,
+            rows.data_ptr(), feats, *grid.shape[2:], *(t.data_ptr() for t in params), hidden, outs,
             points.data_ptr(), n, out.data_ptr(), gq.data_ptr(), threads)
         ctx.save_for_backward(rows, *params, points)
         ctx.grid_shape, ctx.lib, ctx.threads = grid.shape, lib, threads
@@ -52,7 +52,7 @@ class _GridHead(Function):
     @once_differentiable
     def backward(ctx, g_out: Tensor | None, g_gq: Tensor | None):
         rows, w1, b1, w2, b2, points = ctx.saved_tensors
-        (feats, *size), threads = ctx.grid_shape, ctx.threads
+        (_, feats, *size), threads = ctx.grid_shape, ctx.threads
         hidden, outs = w1.shape[0], w2.shape[0]
         go = g_out.contiguous() if g_out is not None else None
         gk = g_gq.contiguous() if g_gq is not None else None
@@ -66,6 +66,7 @@ class _GridHead(Function):
             None if gk is None else gk.data_ptr(), grad_rows.data_ptr(), scratch.data_ptr(),
             grad_params.data_ptr(), threads)
         gw1, gb1, gw2, gb2 = grad_params[0].split(sizes)
+        # [1, F, D, H, W] in the grid's channels-last layout: a view, which autograd keeps as the grid's .grad
         return (grad_rows.t().reshape(ctx.grid_shape), gw1.view_as(w1), gb1, gw2.view_as(w2), gb2,
                 None, None, None)
 
@@ -77,9 +78,9 @@ def grid_head_and_gradient(encoding: nn.Module, head: nn.Module, points: Tensor)
     linears = _one_hidden_relu(head)
     if not isinstance(encoding, DenseGridEncoding) or encoding.coarse is not None or linears is None:
         return None
-    grid = encoding.grid[0]
+    grid = encoding.grid  # [1, F, D, H, W], whole: a slice of it would cost a zero-filled copy in the backward
     first, last = linears
-    if (grid.device.type != "cpu" or grid.dtype not in kernels.SUFFIX or grid.shape[0] > _MAX_WIDTH
+    if (grid.device.type != "cpu" or grid.dtype not in kernels.SUFFIX or grid.shape[1] > _MAX_WIDTH
             or first.out_features > _MAX_WIDTH or last.out_features > _MAX_WIDTH
             or any(p.dtype != grid.dtype for p in (*first.parameters(), *last.parameters()))):
         return None

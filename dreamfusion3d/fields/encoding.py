@@ -142,8 +142,11 @@ class DenseGridEncoding(nn.Module):
         super().__init__()
         self.features = features
         self.fine_ramp = (int(fine_ramp[0]), int(fine_ramp[1]))
-        # grid_sample reads (x, y, z) as (W, H, D): grid[:, :, z, y, x].
-        self.grid = nn.Parameter(init_scale * torch.randn(1, features, resolution, resolution, resolution))
+        # grid_sample reads (x, y, z) as (W, H, D): grid[:, :, z, y, x]. Stored channels-last (a
+        # voxel's features side by side: [z][y][x][F] in memory), the layout the compiled kernels
+        # read (fields/trilinear.py, fields/dense_head.py), so no step transposes it.
+        grid = init_scale * torch.randn(1, features, resolution, resolution, resolution)
+        self.grid = nn.Parameter(grid.contiguous(memory_format=torch.channels_last_3d))
         if coarse_resolution > 0:
             r = coarse_resolution
             self.coarse = nn.Parameter(init_scale * torch.randn(1, features, r, r, r))

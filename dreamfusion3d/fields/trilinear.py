@@ -43,8 +43,8 @@ def _cells(points: Tensor, size: tuple[int, int, int]) -> tuple[Tensor, Tensor, 
 
 class _TrilinearWithJacobian(Function):
     """Separable trilinear interpolation: lerp along x, then y, then z; the derivative along an axis
-    is its slope times the interpolated difference of the cell's two faces across that axis. Work
-    runs feature-major, as the grid is stored (``[F, z, y, x, N]`` corners, ``[F, N]`` blocks):
+    is its slope times the interpolated difference of the cell's two faces across that axis. The
+    eager path works feature-major (``[F, z, y, x, N]`` corners, ``[F, N]`` blocks):
     the gather and the gradient's scatter run along the grid's rows, one per feature, which is
     what lets them use both cores (a row-wise ``index_add_`` of ``[8N, F]`` did not)."""
 
@@ -54,7 +54,8 @@ class _TrilinearWithJacobian(Function):
         ctx.grid_shape = grid.shape
         lib = _kernel_for(grid)
         if lib is not None:  # the fused C kernel (kernels/trilinear.c): one pass, no [F, 8N] arrays
-            rows, points = grid.reshape(feats, -1).t().contiguous(), points.contiguous()  # [D·H·W, F]
+            rows, points = grid.reshape(feats, -1).t().contiguous(), points.contiguous()  # [D·H·W, F]: a view of
+            # the channels-last grid that DenseGridEncoding keeps (a copy for any other layout)
             value, jac = grid.new_empty(n, feats), grid.new_empty(n, feats, 3)
             getattr(lib, f"trilinear_forward_{kernels.SUFFIX[grid.dtype]}")(
                 rows.data_ptr(), feats, *grid.shape[1:], points.data_ptr(), n, value.data_ptr(), jac.data_ptr(),

@@ -48,7 +48,7 @@ SIGNATURES = {  # C argument types of each exported function
         **{f"dense_head_backward_{s}": [_P, _L, _L, _L, _L, _P, _P, _P, _P, _L, _L, _P, _L, _P, _P, _P, _P, _P, _I]
            for s in ("f32", "f64")},
     },
-    "group_norm": {"group_norm_channels_last_bf16": [_P, _L, _L, _L, _L, _P, _P, ctypes.c_double, _P, _I]},
+    "group_norm": {"group_norm_channels_last_bf16": [_P, _L, _L, _L, _L, _P, _P, ctypes.c_double, _I, _P, _I]},
     "march": {
         "march_count_f32": [_P, _P, _L, _P, _P, _P, _P, _F, _L, _P, _P, _P, _L, _L, _L, _P, _P, _P, _I],
         "march_fill_f32": [_P, _P, _L, _P, _P, _P, _P, _F, _P, _P, _P, _L, _L, _L, _P, _P, _P, _P, _P, _P, _I],

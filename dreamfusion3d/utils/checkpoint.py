@@ -47,6 +47,10 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
     for pid, extra in meta.get("scalars", {}).items():
         state.setdefault(int(pid), {}).update(extra)
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    for param, param_state in optimizer.state.items():  # saved contiguous: back in the parameter's layout
+        for key, value in param_state.items():
+            if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                param_state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def global_rng_states(device: torch.device | str | None) -> dict[str, torch.Tensor]:

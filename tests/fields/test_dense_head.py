@@ -100,3 +100,40 @@ def test_not_applicable_returns_none(case, monkeypatch):
         enc, head = field()
         monkeypatch.setattr(kernels, "load", lambda name: None)
     assert grid_head_and_gradient(enc, head, torch.rand(10, 3, dtype=torch.float64)) is None
+
+
+@needs_kernel
+def test_the_kernel_reads_the_grid_where_it_lies_and_hands_its_gradient_back_in_that_layout():
+    """The dense grid is stored channels-last ([z][y][x][F] in memory: the kernels' point-major
+    rows), so a step copies nothing out of it, and its gradient arrives in the same layout (which
+    autograd then keeps as ``.grad`` instead of copying)."""
+    enc, head = field(features=8, hidden=32, resolution=16, dtype=torch.float32)
+    assert enc.grid.is_contiguous(memory_format=torch.channels_last_3d) and not enc.grid.is_contiguous()
+    points = torch.rand(500, 3) * 2 - 1
+    with torch.profiler.profile() as prof:
+        out, grad = grid_head_and_gradient(enc, head, points)
+    assert not [e.name for e in prof.events() if e.name in ("aten::copy_", "aten::clone")]
+    (out.sum() + grad.square().sum()).backward()
+    assert enc.grid.grad.is_contiguous(memory_format=torch.channels_last_3d)
+    # the same numbers as a contiguous copy of the grid read by the reference
+    plain = field(features=8, hidden=32, resolution=16, dtype=torch.float32)[0]
+    with torch.no_grad():
+        plain.grid.copy_(enc.grid)
+    torch.testing.assert_close(out, reference(plain, head, points)[0], atol=1e-5, rtol=0)
+
+
+def test_a_checkpoint_keeps_the_grid_and_adams_state_in_the_grids_layout(tmp_path):
+    from dreamfusion3d.utils.checkpoint import load_checkpoint, save_checkpoint
+
+    enc, _ = field(features=4, resolution=6, dtype=torch.float32)
+    opt = torch.optim.Adam(enc.parameters(), lr=0.1)
+    enc.grid.square().sum().backward()
+    opt.step()
+    save_checkpoint(tmp_path / "ck", {"enc": enc}, opt)
+    enc2, _ = field(features=4, resolution=6, dtype=torch.float32, seed=1)
+    opt2 = torch.optim.Adam(enc2.parameters(), lr=0.1)
+    load_checkpoint(tmp_path / "ck", {"enc": enc2}, opt2)
+    assert torch.equal(enc2.grid, enc.grid) and enc2.grid.stride() == enc.grid.stride()
+    for key in ("exp_avg", "exp_avg_sq"):
+        saved, restored = opt.state[enc.grid][key], opt2.state[enc2.grid][key]
+        assert torch.equal(restored, saved) and restored.stride() == enc2.grid.stride()
