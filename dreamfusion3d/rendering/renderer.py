@@ -30,6 +30,41 @@ Shading = Literal["albedo", "lambertian", "textureless"]
 SCENE_AABB = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
 
 
+class OccupancyGrid(OccGridEstimator):
+    """nerfacc's occupancy grid with a reproducible update.
+
+    After the warm-up nerfacc refreshes a random sample of cells plus the occupied ones, and the
+    two lists overlap, so a cell can appear more than once; it then writes ``occs[ids] = new`` in
+    one indexed assignment, where with repeated ids the value that lands depends on how torch splits
+    the write between threads. With two threads two runs from the same checkpoint drifted apart
+    from the first refresh after the warm-up (docs/RESULTS.md, Speed, session 34). Here the last
+    occurrence of each cell is the one written — what a single thread does — so a run is the same
+    on any thread count and on one thread the same as nerfacc's. Everything else is nerfacc's
+    ``_update`` (nerfacc is pinned to 0.5.3).
+    """
+
+    @torch.no_grad()
+    def _update(self, step: int, occ_eval_fn, occ_thre: float = 0.01, ema_decay: float = 0.95,
+                warmup_steps: int = 256) -> None:
+        if step < warmup_steps:
+            lvl_indices = self._get_all_cells()
+        else:
+            lvl_indices = self._sample_uniform_and_occupied_cells(self.cells_per_lvl // 4)
+        for lvl, indices in enumerate(lvl_indices):
+            coords = self.grid_coords[indices]
+            x = (coords + torch.rand_like(coords, dtype=torch.float32)) / self.resolution  # jittered, in [0, 1]³
+            x = self.aabbs[lvl, :3] + x * (self.aabbs[lvl, 3:] - self.aabbs[lvl, :3])
+            occ = occ_eval_fn(x).squeeze(-1)
+            cell_ids = lvl * self.cells_per_lvl + indices
+            new = torch.maximum(self.occs[cell_ids] * ema_decay, occ)
+            order = torch.arange(len(cell_ids), device=cell_ids.device)
+            last = torch.full_like(self.occs, -1, dtype=torch.long).scatter_reduce_(0, cell_ids, order, "amax")
+            keep = last[cell_ids] == order  # each cell once: its last occurrence
+            self.occs[cell_ids[keep]] = new[keep]
+        thre = torch.clamp(self.occs[self.occs >= 0].mean(), max=occ_thre)
+        self.binaries = (self.occs > thre).view(self.binaries.shape)
+
+
 @dataclass
 class RendererConfig:
     """Ray sampling, occupancy grid and compositing."""
@@ -66,7 +101,7 @@ class VolumeRenderer(nn.Module):
         self.config = config
         self.field = field
         self.background = background
-        self.estimator = OccGridEstimator(roi_aabb=list(SCENE_AABB), resolution=config.occupancy_resolution, levels=1)
+        self.estimator = OccupancyGrid(roi_aabb=list(SCENE_AABB), resolution=config.occupancy_resolution, levels=1)
         # Until the first update every cell counts as occupied (nerfacc starts from an empty grid).
         self.estimator.binaries.fill_(True)
 

@@ -186,3 +186,44 @@ def test_cuda_sampler_matches_cpu_sampler():
     assert abs(a["num_samples"] - b["num_samples"]) <= 0.02 * a["num_samples"]
     torch.testing.assert_close(b["rgb"].cpu(), a["rgb"], atol=2e-3, rtol=0)
     torch.testing.assert_close(b["opacity"].cpu(), a["opacity"], atol=2e-3, rtol=0)
+
+
+def _refresh_three_times(cls, threads):
+    """An occupancy grid after three post-warm-up refreshes, whose cell lists repeat cells (a
+    random quarter of the grid plus up to as many occupied cells), each evaluation random. At 32³
+    nerfacc's own update gives another grid on two threads than on one (and differs run to run)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        est = cls(roi_aabb=[-1, -1, -1, 1, 1, 1], resolution=32, levels=1)  # the default grid
+        est.occs.uniform_(0.0, 0.02)
+        est.binaries = (est.occs > 0.01).view(est.binaries.shape)
+        seen = []
+
+        def occ_eval_fn(x):
+            seen.append(len(x))
+            return torch.rand(len(x), 1) * (x.norm(dim=-1, keepdim=True) < 0.7)
+
+        for step in (256, 272, 288):
+            torch.manual_seed(step)
+            cells = est._sample_uniform_and_occupied_cells(est.cells_per_lvl // 4)[0]
+            assert len(cells.unique()) < len(cells)  # repeated cells: the case at stake
+            torch.manual_seed(step)
+            est._update(step, occ_eval_fn, occ_thre=0.01, ema_decay=0.95, warmup_steps=256)
+        return est.occs.clone(), est.binaries.clone()
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_occupancy_refresh_is_nerfaccs_on_one_thread_and_the_same_on_two():
+    from nerfacc import OccGridEstimator
+
+    from dreamfusion3d.rendering.renderer import OccupancyGrid
+
+    ours_one = _refresh_three_times(OccupancyGrid, 1)
+    theirs_one = _refresh_three_times(OccGridEstimator, 1)  # the reference: nerfacc's update, one thread
+    assert torch.equal(ours_one[0], theirs_one[0]) and torch.equal(ours_one[1], theirs_one[1])
+    for _ in range(3):  # two threads: the same result, every time
+        ours_two = _refresh_three_times(OccupancyGrid, 2)
+        assert torch.equal(ours_two[0], ours_one[0]) and torch.equal(ours_two[1], ours_one[1])
