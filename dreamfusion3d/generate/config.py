@@ -132,7 +132,8 @@ class OutputConfig:
 
 @dataclass
 class GenerateConfig:
-    """Text to 3D: optimise a NeRF so that a frozen diffusion prior likes its renders (SDS)."""
+    """Text to 3D: optimise a 3D representation (by default a signed-distance field) so that a
+    frozen diffusion prior likes its renders (SDS)."""
 
     prompt: str = ""
     """The text prompt, e.g. "a red cube"."""
