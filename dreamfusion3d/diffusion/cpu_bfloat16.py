@@ -8,6 +8,9 @@ a CPU with AMX (:mod:`.unet_io`), where oneDNN's convolutions are fast. Other la
   2–4× its time on a contiguous one (244 vs 54 µs at ``[4, 64, 16, 16]``). :class:`GroupNormCL`
   runs the compiled kernel ``kernels/group_norm.c`` instead when it applies (CPU, bfloat16,
   channels-last, nothing to differentiate).
+- ``Conv2d``: torch's eager oneDNN convolution repacks its weight into oneDNN's blocked layout on
+  every call (48 reorders per call of the bundled prior). :class:`Conv2dCL` keeps the packed weight
+  and runs the same primitive, so the output is torch's bit for bit.
 - The SiLU after most of those norms is a pass of its own over the tensor; in diffusers' ResNet
   block (:class:`ResnetBlock2DCL`) the kernel applies it on the way out, with torch's roundings.
 - ``Linear`` on the few rows of the time embedding: oneDNN's bfloat16 GEMM takes ~136 µs for
@@ -121,9 +124,10 @@ class Conv2dCL(nn.Conv2d):
 
 class ResnetBlock2DCL(ResnetBlock2D):
     """diffusers' ``ResnetBlock2D`` with SiLU fused into the GroupNorm kernel where a norm is followed
-    by it (``norm1 → SiLU``; ``+ temb → norm2 → SiLU``), and no division by a residual scale of 1;
-    the same numbers as diffusers' forward, which runs wherever the kernel does not apply or the
-    block uses a feature this does not cover."""
+    by it (``norm1 → SiLU``; ``+ temb → norm2 → SiLU``), and no division by a residual scale of 1.
+    The kernel's SiLU is within half a bfloat16 ulp of the exact one, as torch's is (the shipped
+    UNets' outputs came out equal to the bit); diffusers' forward runs wherever the kernel does not
+    apply or the block uses a feature this does not cover."""
 
     def forward(self, input_tensor: Tensor, temb: Tensor | None, *args, **kwargs) -> Tensor:
         if (args or kwargs or self.upsample is not None or self.downsample is not None
