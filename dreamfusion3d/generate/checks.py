@@ -53,6 +53,8 @@ def validate_generate(cfg: GenerateConfig) -> list[str]:
         raise UserError(f"--prior.t-min ({p.t_min:g}) must be below --prior.t-max ({p.t_max:g})")
     if cfg.shading.albedo_prob + cfg.shading.lambertian_prob > 1 + 1e-9:
         raise UserError("--shading.albedo-prob + --shading.lambertian-prob must be at most 1")
+    if cfg.background.random_prob > 0 and cfg.background.kind != "fixed":
+        raise UserError("--background.random-prob needs --background.kind fixed (a learned background is not recoloured)")
     lo, hi = cfg.shading.light_distance_range
     if not 0 < lo <= hi:
         raise UserError(f"--shading.light-distance-range must be 0 < near <= far, got {lo:g} {hi:g}")

@@ -88,6 +88,13 @@ class OptimConfig:
     its value by the last step (less SDS noise imprinted on the finished surface)."""
     final_lr_fraction: float = 0.1
     """With ``decay cosine``: the learning rate at the last step, as a fraction of the peak."""
+    ema_decay: float = 0.0
+    """If > 0: keep an exponential moving average of the representation's parameters (decay per
+    step) from step ``ema_start`` on, and save and export it instead of the last step's. Off by
+    default: on the 35-prompt grid 0.99 lifted the cones and lowered the cubes, no net gain
+    (docs/RESULTS.md, session 35)."""
+    ema_start: int = 300
+    """First step that enters the moving average (with ``ema_decay`` > 0)."""
     betas: tuple[float, float] = (0.9, 0.99)
     """Adam betas."""
     eps: float = 1e-15

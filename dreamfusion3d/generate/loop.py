@@ -20,8 +20,9 @@ import torch
 from torch import Tensor
 
 from ..cameras import sample_cameras
-from ..diffusion.training import StopRequest
+from ..diffusion.training import StopRequest, ema_update, frozen_copy
 from ..guidance import PromptProcessor, load_prior
+from ..rendering.background import replace_background
 from ..representations import build_representation, load_weights, representation_class, save_representation
 from ..utils.checkpoint import load_checkpoint, save_checkpoint
 from ..utils.config import resumed_config, save_config
@@ -91,6 +92,7 @@ class Generation:
         self.step = 0
         self.timings: dict[str, float] = {"render": 0.0, "prior": 0.0, "backward": 0.0, "occupancy": 0.0}
         self.history: list[dict] = []
+        self.ema = frozen_copy(self.representation) if cfg.optim.ema_decay > 0.0 else None
 
     # ------------------------------------------------------------------ setup
     def _build_guidance(self) -> None:
@@ -129,10 +131,13 @@ class Generation:
         folder = self.out / "checkpoints" / name
         with staged_folder(folder) as staging:
             save_representation(staging, self.representation, {"prompt": self.prompt, "step": self.step}, staged=False)
-            save_checkpoint(staging / "trainer", {}, self.optimizer, {"run": self.generator},
+            save_checkpoint(staging / "trainer", self._ema_modules(), self.optimizer, {"run": self.generator},
                             {"step": self.step, "prompt": self.prompt, "history": self.history},
                             global_rng=self.device, staged=False)  # CPU + CUDA RNG (nerfacc's CUDA sampler draws from it)
         return folder
+
+    def _ema_modules(self) -> dict:
+        return {} if self.ema is None else {"ema": self.ema}
 
     def resume_latest(self) -> None:
         """Continue from ``OUT/checkpoints/latest`` (or its ``.old`` copy if a kill came mid-swap);
@@ -146,7 +151,7 @@ class Generation:
 
     def load(self, folder: Path) -> None:
         load_weights(folder, self.representation)
-        state = load_checkpoint(folder / "trainer", {}, self.optimizer, {"run": self.generator},
+        state = load_checkpoint(folder / "trainer", self._ema_modules(), self.optimizer, {"run": self.generator},
                                 global_rng=self.device)
         if state.get("prompt") != self.prompt:
             raise UserError(f"checkpoint {folder} is for prompt {state.get('prompt')!r}, not {self.prompt!r}")
@@ -181,6 +186,33 @@ class Generation:
             return "lambertian"
         return "textureless"
 
+    def _random_background(self, out: dict) -> Tensor:  # rgb [B,H,W,3]
+        b = self.cfg.background
+        rgb = out["rgb"]
+        if b.random_prob <= 0.0:
+            return rgb
+        n = rgb.shape[0]
+        coin = torch.rand(n, generator=self.generator) < b.random_prob
+        colours = torch.rand(n, 3, generator=self.generator)
+        old = torch.tensor(b.color, dtype=rgb.dtype)
+        new = torch.where(coin[:, None], colours, old[None, :]).to(rgb)
+        return replace_background(rgb, out["opacity"], old, new)
+
+    def _update_ema(self) -> None:
+        """Fold this step's parameters into the moving average (``optim.ema_decay`` > 0): a copy at
+        step ``optim.ema_start``, then ``ema ← decay·ema + (1 − decay)·θ`` (the checkpoints carry it)."""
+        o = self.cfg.optim
+        if self.ema is not None and self.step >= o.ema_start:
+            ema_update(self.ema, self.representation, 0.0 if self.step == o.ema_start else o.ema_decay)
+
+    def _apply_ema(self) -> None:
+        """Put the averaged parameters into the representation (the result that is saved and exported)."""
+        if self.ema is None or self.step <= self.cfg.optim.ema_start:
+            return
+        with torch.no_grad():
+            for p, e in zip(self.representation.parameters(), self.ema.parameters(), strict=True):
+                p.copy_(e)
+
     def _set_lr(self) -> None:
         factor = lr_factor(self.cfg.optim, self.step, self.cfg.steps)
         for group in self.optimizer.param_groups:
@@ -194,7 +226,7 @@ class Generation:
         shading = self._shading()
         t0 = time.perf_counter()
         out = self.representation.render(cams, shading=shading, light_positions=lights, ambient=cfg.shading.ambient)
-        images = out["rgb"].permute(0, 3, 1, 2)  # [B,3,H,W]
+        images = self._random_background(out).permute(0, 3, 1, 2)  # [B,3,H,W]
         t1 = time.perf_counter()
         sds = self.guidance_loss(images, cams, az, el)
         t2 = time.perf_counter()
@@ -211,6 +243,7 @@ class Generation:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
+        self._update_ema()
         t3 = time.perf_counter()
         self.representation.update(self.step)
         t4 = time.perf_counter()
@@ -248,6 +281,7 @@ class Generation:
             self.save("latest")
             info(f"interrupted at step {self.step}: checkpoint written; continue with --resume {self.out}")
             raise KeyboardInterrupt
+        self._apply_ema()
         final = self.save("final")  # latest = the same files, linked (the tensors are written once)
         link_folder(final, final.with_name("latest"))
         t_export = time.time()

@@ -25,6 +25,11 @@ class BackgroundConfig:
     """Width of the background MLP."""
     frequencies: int = 2
     """Sinusoidal frequencies of the direction encoding."""
+    random_prob: float = 0.0
+    """Share of the SDS views (one coin per view) whose fixed background is replaced by a uniformly
+    random colour, so that a surface of the background's own colour cannot vanish into it. Off by
+    default: white prompts no longer collapse, but their object swells to fill the frame
+    (docs/RESULTS.md, session 35)."""
 
 
 class Background(nn.Module):
@@ -55,6 +60,12 @@ class Background(nn.Module):
         if self.config.kind == "fixed":
             return self.fixed_color.to(dirs.dtype).expand(dirs.shape[0], 3)
         return torch.sigmoid(self.mlp(self.encode(dirs)))
+
+
+def replace_background(rgb: Tensor, opacity: Tensor, old: Tensor, new: Tensor) -> Tensor:
+    """Recomposite renders over another constant background, exactly: ``rgb = fg + (1 − α)·old``
+    becomes ``fg + (1 − α)·new``. rgb [B,H,W,3], opacity [B,H,W,1], old [3], new [B,3]."""
+    return rgb + (1.0 - opacity) * (new[:, None, None, :] - old.to(rgb)[None, None, None, :])
 
 
 def build_background(config: BackgroundConfig) -> Background:

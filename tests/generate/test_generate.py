@@ -92,16 +92,20 @@ def test_short_run_writes_every_output(tmp_path, tiny_prior, tiny_args):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("geometry", ["nerf", "sdf"])
-def test_kill_9_then_resume_matches_uninterrupted(tmp_path, tiny_prior, tiny_args, geometry, same_final_weights):
+@pytest.mark.parametrize("geometry,extra", [("nerf", []), ("sdf", []),
+                                            ("sdf", ["--optim.ema-decay", "0.9", "--optim.ema-start", "2"])],
+                         ids=["nerf", "sdf", "sdf-ema"])
+def test_kill_9_then_resume_matches_uninterrupted(tmp_path, tiny_prior, tiny_args, geometry, extra, same_final_weights):
+    """Killed after step 4 and resumed: the same final weights (with ``ema`` the moving average,
+    begun before the kill, travels in the checkpoint)."""
     steps = 40
     ref = tmp_path / "ref"
-    assert main(tiny_args(tiny_prior, ref, steps) + ["--geometry", geometry]) == 0
+    assert main(tiny_args(tiny_prior, ref, steps) + ["--geometry", geometry, *extra]) == 0
 
     run = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DREAMFUSION3D_THREADS": "1"}
     cmd = [sys.executable, "-m", "dreamfusion3d", *tiny_args(tiny_prior, run, steps), "--geometry", geometry,
-           "--num-threads", "1"]
+           *extra, "--num-threads", "1"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = run / "checkpoints" / "latest" / "trainer" / "state.json"
     deadline = time.time() + 240
