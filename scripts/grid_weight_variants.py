@@ -1,52 +1,96 @@
-"""`dreamfusion3d evaluate` whose generate runs also save, from one trajectory, the last step's weights
-(checkpoints/raw) and two more moving-average decays (checkpoints/ema0.98, ema0.995) beside the
-preset's own result, so that each is judged on identical runs (docs/RESULTS.md, session 35):
+"""Which weights of one trajectory to keep: `dreamfusion3d evaluate` whose generate runs also save the
+last step's weights (checkpoints/raw) and two more moving-average decays (checkpoints/ema0.98,
+ema0.995) beside the preset's own result, then each variant judged on the identical runs
+(docs/RESULTS.md, session 35):
 
-    python3 scripts/grid_weight_variants.py --grid --generate-config G.yaml --num-threads 2 --out OUT
+    python3 scripts/grid_weight_variants.py --generate-config G.yaml --num-threads 2 --out OUT -- --grid
 
-G.yaml must set optim.ema_decay > 0. To judge a variant V, make a folder of runs whose
-checkpoints/final links to OUT/runs/<run>/checkpoints/V (with each run's config.yaml) and run
-`dreamfusion3d evaluate --runs THAT --out EVAL`. An interrupted run's extra averages are not resumed.
+G.yaml must set optim.ema_decay > 0; the arguments after ``--`` go to `evaluate` as they are. The
+preset's own figures land in OUT/, each variant's in OUT/variants/<name>/eval/ (its runs folder links
+every run's checkpoints/<name> as checkpoints/final), and one row per variant is printed. An
+interrupted run's extra averages are not resumed: start again with a fresh OUT.
 """
+
+from __future__ import annotations
+
+import argparse
+import json
 import sys
+from pathlib import Path
 
-import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-import dreamfusion3d.generate.loop as L
+import dreamfusion3d.generate.loop as loop
+from dreamfusion3d.cli import main as cli
+from dreamfusion3d.diffusion.training import ema_update, frozen_copy
 
 EXTRA = (0.98, 0.995)
-orig_init, orig_upd, orig_apply = L.Generation.__init__, L.Generation._update_ema, L.Generation._apply_ema
+VARIANTS = ("raw", *(f"ema{d}" for d in EXTRA))
+_init, _update, _apply = loop.Generation.__init__, loop.Generation._update_ema, loop.Generation._apply_ema
 
 
-def init(self, *a, **k):
-    orig_init(self, *a, **k)
-    self.extra = {d: AveragedModel(self.representation, multi_avg_fn=get_ema_multi_avg_fn(d)) for d in EXTRA}
+def _init_with_extra(self, *args, **kwargs):
+    _init(self, *args, **kwargs)
+    self.extra = {d: frozen_copy(self.representation) for d in EXTRA}
 
 
-def upd(self):
-    orig_upd(self)
-    if self.step >= self.cfg.optim.ema_start:
-        for m in self.extra.values():
-            m.update_parameters(self.representation)
+def _update_with_extra(self):
+    _update(self)
+    start = self.cfg.optim.ema_start
+    if self.step >= start:
+        for d, ema in self.extra.items():
+            ema_update(ema, self.representation, 0.0 if self.step == start else d)
 
 
-def apply(self):
+def _apply_with_extra(self):
     self.save("raw")
-    raw = [p.detach().clone() for p in self.representation.parameters()]
-    for d, m in self.extra.items():
-        with torch.no_grad():
-            for p, e in zip(self.representation.parameters(), m.module.parameters(), strict=True):
-                p.copy_(e)
+    raw = frozen_copy(self.representation)
+    for d, ema in self.extra.items():
+        ema_update(self.representation, ema, 0.0)  # decay 0: a copy
         self.save(f"ema{d}")
-    with torch.no_grad():
-        for p, r in zip(self.representation.parameters(), raw, strict=True):
-            p.copy_(r)
-    orig_apply(self)
+    ema_update(self.representation, raw, 0.0)
+    _apply(self)
 
 
-L.Generation.__init__, L.Generation._update_ema, L.Generation._apply_ema = init, upd, apply
-from dreamfusion3d.cli import entrypoint  # noqa: E402
+def summary_row(name: str, results: Path) -> str:
+    r = json.loads(results.read_text())
+    s = r["summary"]
+    ious = {run["prompt"]: (0.0 if run.get("geometry_empty") else (run.get("geometry") or {}).get("iou", 0.0))
+            for run in r["runs"]}
+    coloured = [v for p, v in ious.items() if "white" not in p]
+    shapes = " ".join(f"{k} {v:.3f}" for k, v in sorted(s["iou_by_shape"].items()))
+    return (f"| {name} | {s['iou']:.3f} | {shapes} | {sum(coloured) / max(1, len(coloured)):.3f} | "
+            f"{s['chamfer']:.3f} | {s['template_right']}/{s['template_runs']} | empty {s['geometry_empty']} |")
 
-sys.argv = ["dreamfusion3d", "evaluate", *sys.argv[1:]]
-entrypoint()
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--generate-config", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--num-threads", default="0", help="torch CPU threads of every evaluate (0: torch's default)")
+    parser.add_argument("evaluate_args", nargs="*", help="after --: further evaluate options, e.g. --grid")
+    args = parser.parse_args()
+    loop.Generation.__init__ = _init_with_extra
+    loop.Generation._update_ema = _update_with_extra
+    loop.Generation._apply_ema = _apply_with_extra
+    common = ["--num-threads", args.num_threads, "--quiet"]
+    if cli(["evaluate", "--generate-config", args.generate_config, "--out", str(args.out), *common,
+            *args.evaluate_args]) != 0:
+        sys.exit("evaluate failed")
+    rows = [summary_row("preset (its optim.ema_decay)", args.out / "results.json")]
+    for name in VARIANTS:
+        runs = args.out / "variants" / name / "runs"
+        for run in sorted((args.out / "runs").iterdir()):
+            link = runs / run.name / "checkpoints" / "final"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            (runs / run.name / "config.yaml").write_bytes((run / "config.yaml").read_bytes())
+            if not link.exists():
+                link.symlink_to((run / "checkpoints" / name).resolve())
+        if cli(["evaluate", "--runs", str(runs), "--out", str(runs.parent / "eval"), "--overwrite", *common]) != 0:
+            sys.exit(f"evaluate --runs failed for {name}")
+        rows.append(summary_row(name, runs.parent / "eval" / "results.json"))
+    print("| weights | mean IoU | per shape | coloured | Chamfer | 3D fit | |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

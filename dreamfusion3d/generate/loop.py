@@ -209,9 +209,7 @@ class Generation:
         """Put the averaged parameters into the representation (the result that is saved and exported)."""
         if self.ema is None or self.step <= self.cfg.optim.ema_start:
             return
-        with torch.no_grad():
-            for p, e in zip(self.representation.parameters(), self.ema.parameters(), strict=True):
-                p.copy_(e)
+        ema_update(self.representation, self.ema, 0.0)  # decay 0: a copy of the average
 
     def _set_lr(self) -> None:
         factor = lr_factor(self.cfg.optim, self.step, self.cfg.steps)
