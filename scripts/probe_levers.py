@@ -34,7 +34,7 @@ def derived_config(changes: list[str]) -> dict:
         *path, last = key.split(".")
         node = config
         for part in path:
-            node = node[part]
+            node = node.setdefault(part, {})  # a section the preset leaves at its defaults
         node[last] = yaml.safe_load(value)
     return config
 

@@ -9,7 +9,9 @@ radius*, both measured on a ``resolution``³ grid over the scene box [-1, 1]³. 
 position and overall size, which the prompt does not fix (the world draws sizes at random).
 Orientation about the vertical axis is not fixed either (the world yaws primitives by ±25°), so
 the reference is rotated about +Z in ``yaw_step`` increments and the yaw with the best IoU is
-kept; the Chamfer distance is reported at that yaw. Proportions (a cylinder's aspect, a torus'
+kept; the Chamfer distance is reported at that yaw. (The world also tips a torus by a random
+0–20° about a horizontal axis; ``evaluate`` compares with the reference at several tilts of that
+range and keeps the best, ``evaluate.best_reference``.) Proportions (a cylinder's aspect, a torus'
 thickness) are left as they are: they are part of the shape.
 
 * IoU: both normalised solids are sampled on one grid over [-2, 2]³ (unit radius objects reach

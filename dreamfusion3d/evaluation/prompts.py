@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..world import ALL_SHAPES, COLORS, COMPOSITIONS, SHAPES, caption, primitive_scene
+from ..world.recipes import TORUS_TILT_RANGE_DEG
 from ..world.captions import PARA_COLORS, PARA_FRONT_FACE, PARA_NOSE, PARA_SHAPES, TRAIN_COLORS, TRAIN_SHAPES
 
 ACCEPTANCE_PROMPTS = ("a red cube", "a blue sphere", "a green cylinder", "a yellow cone", "a purple torus")
@@ -31,6 +32,17 @@ class Target:
     def scene(self, seed: int = 0):
         params = {"second_color": self.second_color} if self.second_color else {}
         return primitive_scene(self.shape, self.color, seed=seed, **params)
+
+    def reference_scenes(self, seed: int = 0, tilt_steps: int = 5) -> list:
+        """The seed's scene, and for a shape the world also tips at random (a torus: a tilt in
+        ``TORUS_TILT_RANGE_DEG`` that no caption names) the same scene at ``tilt_steps`` tilts over
+        that range, proportions unchanged: the poses the evaluation aligns over besides the yaw."""
+        scenes = [self.scene(seed)]
+        if self.shape == "torus":
+            params = {"second_color": self.second_color} if self.second_color else {}
+            scenes += [primitive_scene(self.shape, self.color, seed=seed, tilt=float(t), **params)
+                       for t in np.linspace(*TORUS_TILT_RANGE_DEG, tilt_steps)]
+        return scenes
 
 
 def front_prompts() -> list[str]:

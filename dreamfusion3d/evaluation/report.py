@@ -81,7 +81,8 @@ def markdown(rows: list[dict], summary: dict, clip: bool) -> str:
     lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Rows follow contact_sheet.png top to bottom. shape/colour/both: share of views the evaluation "
               "classifier names as the prompt does (shape only for single primitives). IoU/Chamfer: against the "
-              "world's object after centring, unit volume-equivalent radius and the best yaw (Chamfer in those units). "
+              "world's object after centring, unit volume-equivalent radius and the best yaw (a torus also at the best of the world's "
+              "tilts, 0–20°; Chamfer in those units). "
               "normals: normal consistency with the true surface (1 = same everywhere). off-part: share of the "
               "surface area outside the largest connected piece. 3D fit: the world primitive whose template fits "
               "the solid best in 3D (no 2D classifier). fronts: front features found by the multi-face test (1 = right, ≥2 = Janus)."]

@@ -78,7 +78,7 @@ def grid_head_and_gradient(encoding: nn.Module, head: nn.Module, points: Tensor)
     linears = _one_hidden_relu(head)
     if not isinstance(encoding, DenseGridEncoding) or encoding.coarse is not None or linears is None:
         return None
-    grid = encoding.grid  # [1, F, D, H, W], whole: a slice of it would cost a zero-filled copy in the backward
+    grid = encoding.effective_grid()  # [1, F, D, H, W], whole: a slice of it would cost a zero-filled copy in the backward
     first, last = linears
     if (grid.device.type != "cpu" or grid.dtype not in kernels.SUFFIX or grid.shape[1] > _MAX_WIDTH
             or first.out_features > _MAX_WIDTH or last.out_features > _MAX_WIDTH

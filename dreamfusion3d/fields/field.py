@@ -47,6 +47,11 @@ class FieldConfig:
     over ``dense_fine_ramp`` (coarse-to-fine)."""
     dense_fine_ramp: tuple[int, int] = (100, 300)
     """Dense grid with a coarse grid: the fine grid's weight rises 0 → 1 between these steps."""
+    dense_blur: float = 0.0
+    """Dense grid: read the features from the grid blurred by a Gaussian of this standard deviation
+    in voxels (0: off). A low-pass parametrisation: relief finer than ~2 blur voxels cannot form.
+    The default preset sets 1.0: on the 35-prompt grid normal consistency 0.63 → 0.80, Chamfer
+    0.106 → 0.090, mean IoU 0.651 → 0.655 (docs/RESULTS.md, session 36)."""
     hidden_dim: int = 32
     """Width of the MLP head."""
     hidden_layers: int = 1
@@ -98,7 +103,8 @@ def build_encoding(config: FieldConfig) -> nn.Module:
                                 config.hash_base_resolution, config.hash_max_resolution)
     if config.kind == "dense":
         return DenseGridEncoding(config.dense_resolution, config.dense_features,
-                                 coarse_resolution=config.dense_coarse_resolution, fine_ramp=config.dense_fine_ramp)
+                                 coarse_resolution=config.dense_coarse_resolution, fine_ramp=config.dense_fine_ramp,
+                                 blur_sigma=config.dense_blur)
     raise ValueError(f"unknown field kind {config.kind!r}")
 
 

@@ -178,7 +178,7 @@ class GenerateConfig:
     geometry: str = "sdf"
     """The 3D representation: nerf (density field) or sdf (signed distance, meshed at its zero
     level set)."""
-    field: FieldConfig = dc_field(default_factory=lambda: FieldConfig(dense_resolution=32))
+    field: FieldConfig = dc_field(default_factory=lambda: FieldConfig(dense_resolution=32, dense_blur=1.0))
     """The field's encoding and MLP (both geometries); density options apply to nerf."""
     sdf: SDFConfig = dc_field(default_factory=SDFConfig)
     """The signed-distance geometry's own options (--geometry sdf)."""

@@ -100,7 +100,8 @@ class ImageTo3DConfig(GenerateConfig):
     """The 3D representation: sdf (the surface geometry, the default since it measured IoU 0.85 vs
     the NeRF's 0.52 on the first held-out object; docs/RESULTS.md) or nerf."""
     field: FieldConfig = dc_field(default_factory=lambda: FieldConfig(dense_resolution=32))
-    """The field's encoding and MLP (a 32³ dense grid, as text → 3D's default)."""
+    """The field's encoding and MLP (a 32³ dense grid, as text → 3D's default but without its blur,
+    which image → 3D has not been measured with)."""
     prior: PriorConfig = dc_field(default_factory=lambda: PriorConfig(kind="novel_view"))
     """The frozen image-conditioned prior (novel_view: the shipped model; zero123: Zero-1-to-3 weights)."""
     reference: ReferenceConfig = dc_field(default_factory=ReferenceConfig)

@@ -12,6 +12,10 @@ from .scene import (ALL_SHAPES, COLORS, COMPOSITIONS, FIT_RADIUS, FRONT_SHAPES, 
                     Scene, _rot_x, _rot_z, _Z_TO_X)
 
 
+TORUS_TILT_RANGE_DEG = (0.0, 20.0)
+"""A torus is tipped about X by a random angle in this range (before the yaw): a pose the caption
+does not name, which the evaluation therefore aligns like the yaw."""
+
 def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
@@ -86,7 +90,7 @@ def primitive_scene(shape: str, color: str, seed: int = 0, **params: Any) -> Sce
         part = _primitive_part(shape, rng, main, params)
         rot = _rot_z(yaw)
         if shape == "torus":
-            rot = rot @ _rot_x(float(params.get("tilt", rng.uniform(0.0, 20.0))))
+            rot = rot @ _rot_x(float(params.get("tilt", rng.uniform(*TORUS_TILT_RANGE_DEG))))
         parts = [_place(part, rot)]
     elif shape in COMPOSITIONS:
         top_kind, bottom_kind = shape.split("_on_")

@@ -110,3 +110,24 @@ def test_geometry_finds_the_yaw():
     turned = scene_solid(primitive_scene("cube", "red", seed=0, yaw=90.0, half=(1.0, 0.5, 0.7)))
     r = compare_solids(turned, cube, 48)
     assert r["iou_unaligned"] < 0.8 and r["iou"] > 0.95 and r["yaw_deg"] in (90.0, 270.0)
+
+
+def test_a_torus_is_compared_at_the_worlds_tilts_and_other_shapes_at_their_seed_pose():
+    """The world tips a torus by a random 0–20° that no caption names; ``evaluate`` aligns it like
+    the yaw: a flat torus with the seed's proportions matches (IoU ≈ 1) although the seed's own
+    pose is tipped (seed 0: 12°), which alone scores lower."""
+    from dreamfusion3d.evaluation.evaluate import best_reference
+    from dreamfusion3d.evaluation.prompts import Target
+
+    target = Target("torus", "red")
+    scenes = target.reference_scenes(0)
+    tilts = [float(np.degrees(np.arccos(s.parts[0].rotation[2][2]))) for s in scenes]
+    assert tilts[0] == pytest.approx(12.13, abs=0.01) and tilts[1:] == pytest.approx([0, 5, 10, 15, 20])
+    assert all(s.parts[0].params == scenes[0].parts[0].params for s in scenes)  # proportions unchanged
+    flat = scene_solid(primitive_scene("torus", "red", seed=0, tilt=0.0))
+    figures, _ = best_reference(flat, target, 32, 0)
+    assert figures["reference_tilt_deg"] == 0.0 and figures["iou"] > 0.97
+    assert figures["iou_seed_pose"] < figures["iou"] - 0.1
+    assert len(Target("cube", "red").reference_scenes(0)) == 1
+    cube_figures, _ = best_reference(scene_solid(primitive_scene("cube", "red", seed=0)), Target("cube", "red"), 32, 0)
+    assert "reference_tilt_deg" not in cube_figures and cube_figures["iou"] > 0.97
