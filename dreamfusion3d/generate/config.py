@@ -184,7 +184,7 @@ class GenerateConfig:
     """The signed-distance geometry's own options (--geometry sdf)."""
     renderer: RendererConfig = dc_field(default_factory=RendererConfig)
     """Sampling, occupancy grid, compositing."""
-    background: BackgroundConfig = dc_field(default_factory=lambda: BackgroundConfig(kind="fixed"))
+    background: BackgroundConfig = dc_field(default_factory=lambda: BackgroundConfig(kind="fixed", random_prob=1.0))
     """What is behind the object (learned by view direction, or fixed)."""
     cameras: CameraSamplerConfig = dc_field(default_factory=CameraSamplerConfig)
     """Random training cameras."""

@@ -27,9 +27,10 @@ class BackgroundConfig:
     """Sinusoidal frequencies of the direction encoding."""
     random_prob: float = 0.0
     """Share of the SDS views (one coin per view) whose fixed background is replaced by a uniformly
-    random colour, so that a surface of the background's own colour cannot vanish into it. Off by
-    default: white prompts no longer collapse, but their object swells to fill the frame
-    (docs/RESULTS.md, session 35)."""
+    random colour, so that a surface of the background's own colour cannot vanish into it. The
+    bundled presets set 1.0: the bundled prior is trained on random background colours. With a
+    prior trained on white only, white objects swell to fill the frame instead (docs/RESULTS.md,
+    sessions 35 and 37)."""
 
 
 class Background(nn.Module):
@@ -66,6 +67,18 @@ def replace_background(rgb: Tensor, opacity: Tensor, old: Tensor, new: Tensor) -
     """Recomposite renders over another constant background, exactly: ``rgb = fg + (1 − α)·old``
     becomes ``fg + (1 − α)·new``. rgb [B,H,W,3], opacity [B,H,W,1], old [3], new [B,3]."""
     return rgb + (1.0 - opacity) * (new[:, None, None, :] - old.to(rgb)[None, None, None, :])
+
+
+def random_backgrounds(rgb: Tensor, alpha: Tensor, prob: float, generator: torch.Generator) -> Tensor:
+    """Images drawn over white (``rgb [B,3,H,W]``, ``alpha [B,1,H,W]``, channels first), each one's
+    background replaced by a uniformly random colour with probability ``prob`` (exact, through
+    :func:`replace_background`). Training data for models that must not take white for granted
+    (the bundled prior, the evaluation classifier)."""
+    b = rgb.shape[0]
+    coin = torch.rand(b, generator=generator) < prob
+    colours = torch.where(coin[:, None], torch.rand(b, 3, generator=generator), torch.ones(b, 3)).to(rgb)
+    out = replace_background(rgb.permute(0, 2, 3, 1), alpha.permute(0, 2, 3, 1), torch.ones(3), colours)
+    return out.permute(0, 3, 1, 2)
 
 
 def build_background(config: BackgroundConfig) -> Background:

@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from ..cameras import CameraSamplerConfig, sample_cameras, view_labels
+from ..utils.errors import UserError
 from ..utils.io import atomic_path
 from ..utils.logging import info, progress
 
@@ -32,11 +33,17 @@ class PriorDataConfig:
     """Render at this multiple of the resolution and average down (anti-aliasing)."""
     cameras: CameraSamplerConfig = field(default_factory=CameraSamplerConfig)
     """Camera distribution: the same one text-to-3D samples from."""
+    random_background_prob: float = 0.0
+    """Share of the training images (one coin per image and step) whose white background is
+    replaced by a uniformly random colour, recomposited exactly from the renders' alpha. A prior
+    that has seen coloured backgrounds keeps a white object visible when SDS draws its views over
+    a random colour (``--background.random-prob``)."""
 
 
 
 def build_prior_dataset(cfg: PriorDataConfig, resolution: int, seed: int) -> tuple[Tensor, list[str], list[dict]]:
-    """Render captioned views of random world scenes: images uint8 ``[N,3,H,W]``, captions, metadata."""
+    """Render captioned views of random world scenes: images uint8 ``[N,4,H,W]`` (RGB over white,
+    then alpha), captions, metadata."""
     from ..world import caption, random_scene, render_scene
 
     rng = np.random.default_rng(seed)
@@ -46,15 +53,30 @@ def build_prior_dataset(cfg: PriorDataConfig, resolution: int, seed: int) -> tup
         scene = random_scene(rng, compositions=bool(rng.random() < cfg.composition_fraction))
         cams, az, el = sample_cameras(cfg.cameras, cfg.views_per_scene, resolution * cfg.supersample, generator=gen)
         out = render_scene(scene, cams)
-        rgb = out["rgb"].permute(0, 3, 1, 2)  # [V,3,H*s,W*s]
+        rgba = torch.cat([out["rgb"], out["alpha"]], -1).permute(0, 3, 1, 2)  # [V,4,H*s,W*s]
         if cfg.supersample > 1:
-            rgb = F.avg_pool2d(rgb, cfg.supersample)
-        images.append((rgb.clamp(0, 1) * 255).round().to(torch.uint8))
+            rgba = F.avg_pool2d(rgba, cfg.supersample)
+        images.append((rgba.clamp(0, 1) * 255).round().to(torch.uint8))
         for label in view_labels(az, el):
             view = None if rng.random() < cfg.no_view_word_fraction else label
             captions.append(caption(scene, view=view, rng=rng))
             meta.append({"scene": i, **scene.metadata(), "view": label})
     return torch.cat(images), captions, meta
+
+
+def training_images(images: Tensor, prob: float, generator: torch.Generator) -> Tensor:
+    """A batch of cached renders (uint8 ``[B,3|4,H,W]``) as float images in [-1, 1] ``[B,3,H,W]``,
+    each one's white background replaced by a uniformly random colour with probability ``prob``
+    (exact recomposition from the alpha channel, ``rendering.background.random_backgrounds``)."""
+    from ..rendering.background import random_backgrounds
+
+    x = images.float() / 255.0
+    rgb = x[:, :3]
+    if prob > 0.0:
+        if x.shape[1] != 4:
+            raise ValueError("random backgrounds need renders with alpha (rebuild the dataset cache)")
+        rgb = random_backgrounds(rgb, x[:, 3:4], prob, generator)
+    return rgb * 2.0 - 1.0
 
 
 def load_or_build_dataset(cfg) -> tuple[Tensor, list[str]]:
@@ -64,7 +86,10 @@ def load_or_build_dataset(cfg) -> tuple[Tensor, list[str]]:
     caps = cfg.out / "dataset_captions.json"
     if cache.is_file() and caps.is_file():
         info(f"using cached training renders {cache}")
-        return load_file(str(cache))["images"], json.loads(caps.read_text())["captions"]
+        images = load_file(str(cache))["images"]
+        if cfg.data.random_background_prob > 0 and images.shape[1] != 4:
+            raise UserError(f"{cache} holds renders without alpha (an older cache); --data.random-background-prob needs them: delete it to render again")
+        return images, json.loads(caps.read_text())["captions"]
     info(f"rendering {cfg.data.num_scenes * cfg.data.views_per_scene} training views at {cfg.arch.resolution} px")
     images, captions, meta = build_prior_dataset(cfg.data, cfg.arch.resolution, cfg.seed)
     with atomic_path(cache) as tmp:

@@ -25,7 +25,7 @@ from ..utils.errors import UserError
 from ..utils.logging import info, progress
 from ..utils.outdir import check_output_folder, has_checkpoint, output_folder
 from ..utils.validate import check_model_folder
-from .data import PriorDataConfig, load_or_build_dataset
+from .data import PriorDataConfig, load_or_build_dataset, training_images
 from .model import TextPriorArchitecture, TextPriorModel
 from .sampling import sample_images, save_grid
 from .text_encoder import BUNDLED_ENCODER, SentenceEncoder
@@ -204,7 +204,7 @@ def _train(cfg: TrainPriorConfig, latest: Path) -> None:
             while step < min(cfg.steps, session_end) and not stop.requested:
                 t0 = time.time()
                 idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen)
-                x0 = images[idx].to(device).float() / 127.5 - 1.0
+                x0 = training_images(images[idx], cfg.data.random_background_prob, gen).to(device)
                 emb = table[caption_ids[idx].to(device)]
                 for g in optimizer.param_groups:
                     g["lr"] = _lr_at(cfg, step)
