@@ -22,7 +22,7 @@ from torch import Tensor
 from ..cameras import sample_cameras
 from ..diffusion.training import StopRequest, ema_update, frozen_copy
 from ..guidance import PromptProcessor, load_prior
-from ..rendering.background import replace_background
+from ..rendering.background import random_backgrounds
 from ..representations import build_representation, load_weights, representation_class, save_representation
 from ..utils.checkpoint import load_checkpoint, save_checkpoint
 from ..utils.config import resumed_config, save_config
@@ -188,15 +188,7 @@ class Generation:
 
     def _random_background(self, out: dict) -> Tensor:  # rgb [B,H,W,3]
         b = self.cfg.background
-        rgb = out["rgb"]
-        if b.random_prob <= 0.0:
-            return rgb
-        n = rgb.shape[0]
-        coin = torch.rand(n, generator=self.generator) < b.random_prob
-        colours = torch.rand(n, 3, generator=self.generator)
-        old = torch.tensor(b.color, dtype=rgb.dtype)
-        new = torch.where(coin[:, None], colours, old[None, :]).to(rgb)
-        return replace_background(rgb, out["opacity"], old, new)
+        return random_backgrounds(out["rgb"], out["opacity"], b.random_prob, self.generator, tuple(b.color))
 
     def _update_ema(self) -> None:
         """Fold this step's parameters into the moving average (``optim.ema_decay`` > 0): a copy at

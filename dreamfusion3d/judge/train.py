@@ -44,6 +44,14 @@ def render_labelled(
     return torch.cat(images).clamp(0, 1), torch.tensor(shape_ids), torch.tensor(color_ids), shapes, colors
 
 
+def over_random_backgrounds(rgba: Tensor, prob: float, generator: torch.Generator) -> Tensor:
+    """Labelled views with alpha (``[N,4,H,W]`` over white) as ``[N,3,H,W]``, each over a uniformly
+    random colour with probability ``prob`` (``rendering.background.random_backgrounds``)."""
+    last = (0, 2, 3, 1)  # channels last, the renderer's layout
+    out = random_backgrounds(rgba[:, :3].permute(*last), rgba[:, 3:].permute(*last), prob, generator)
+    return out.permute(0, 3, 1, 2)
+
+
 @dataclass
 class TrainClassifierConfig:
     """Train the shape/colour evaluation classifier on world renders (held-out objects for testing)."""
@@ -94,10 +102,7 @@ def run_train_classifier(cfg: TrainClassifierConfig) -> None:
     bar = progress(range(cfg.steps), desc="train-classifier", unit="step")
     for _ in bar:
         idx = torch.randint(0, len(x), (cfg.batch_size,), generator=gen)
-        batch = x[idx, :3]
-        if cfg.random_background_prob > 0:
-            batch = random_backgrounds(batch, x[idx, 3:], cfg.random_background_prob, gen)
-        ls, lc = model(augment(batch, gen))
+        ls, lc = model(augment(over_random_backgrounds(x[idx], cfg.random_background_prob, gen), gen))
         loss = F.cross_entropy(ls, ys[idx]) + F.cross_entropy(lc, yc[idx])
         opt.zero_grad()
         loss.backward()
@@ -106,7 +111,7 @@ def run_train_classifier(cfg: TrainClassifierConfig) -> None:
         bar.set_postfix(loss=f"{loss.item():.3f}")
     acc = classifier_accuracy(model, xt[:, :3], yst, yct)
     info(f"held-out accuracy: shape {acc['shape']:.3f}, colour {acc['color']:.3f}")
-    coloured = random_backgrounds(xt[:, :3], xt[:, 3:], 1.0, torch.Generator().manual_seed(cfg.seed + 1000))
+    coloured = over_random_backgrounds(xt, 1.0, torch.Generator().manual_seed(cfg.seed + 1000))
     acc_bg = classifier_accuracy(model, coloured, yst, yct)
     acc["random_background"] = acc_bg
     info(f"held-out accuracy on random backgrounds: shape {acc_bg['shape']:.3f}, colour {acc_bg['color']:.3f}")

@@ -69,16 +69,22 @@ def replace_background(rgb: Tensor, opacity: Tensor, old: Tensor, new: Tensor) -
     return rgb + (1.0 - opacity) * (new[:, None, None, :] - old.to(rgb)[None, None, None, :])
 
 
-def random_backgrounds(rgb: Tensor, alpha: Tensor, prob: float, generator: torch.Generator) -> Tensor:
-    """Images drawn over white (``rgb [B,3,H,W]``, ``alpha [B,1,H,W]``, channels first), each one's
-    background replaced by a uniformly random colour with probability ``prob`` (exact, through
-    :func:`replace_background`). Training data for models that must not take white for granted
-    (the bundled prior, the evaluation classifier)."""
+def random_backgrounds(
+    rgb: Tensor, opacity: Tensor, prob: float, generator: torch.Generator, old: tuple[float, float, float] = (1.0, 1.0, 1.0)
+) -> Tensor:
+    """Renders over the constant background ``old`` (rgb ``[B,H,W,3]``, opacity ``[B,H,W,1]``), each
+    one's background replaced by a uniformly random colour with probability ``prob`` (one coin per
+    image; exact, through :func:`replace_background`). ``prob`` 0 returns ``rgb`` and draws nothing.
+    Used by the SDS views of ``generate`` (``random_prob``) and by the training data of the models
+    that must not take white for granted (the bundled prior, the evaluation classifier)."""
+    if prob <= 0.0:
+        return rgb
     b = rgb.shape[0]
     coin = torch.rand(b, generator=generator) < prob
-    colours = torch.where(coin[:, None], torch.rand(b, 3, generator=generator), torch.ones(b, 3)).to(rgb)
-    out = replace_background(rgb.permute(0, 2, 3, 1), alpha.permute(0, 2, 3, 1), torch.ones(3), colours)
-    return out.permute(0, 3, 1, 2)
+    colours = torch.rand(b, 3, generator=generator)
+    old_t = torch.tensor(old, dtype=rgb.dtype)
+    new = torch.where(coin[:, None], colours, old_t[None, :]).to(rgb)
+    return replace_background(rgb, opacity, old_t, new)
 
 
 def build_background(config: BackgroundConfig) -> Background:

@@ -75,7 +75,8 @@ def training_images(images: Tensor, prob: float, generator: torch.Generator) -> 
     if prob > 0.0:
         if x.shape[1] != 4:
             raise ValueError("random backgrounds need renders with alpha (rebuild the dataset cache)")
-        rgb = random_backgrounds(rgb, x[:, 3:4], prob, generator)
+        last = (0, 2, 3, 1)  # channels last, the renderer's layout
+        rgb = random_backgrounds(rgb.permute(*last), x[:, 3:4].permute(*last), prob, generator).permute(0, 3, 1, 2)
     return rgb * 2.0 - 1.0
 
 

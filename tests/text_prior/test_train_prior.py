@@ -60,15 +60,14 @@ def test_shipped_classifier_is_a_good_judge_on_unseen_renders():
     """≥ 95% shape and colour accuracy on freshly rendered objects it never saw (new seed), over
     white and over random background colours (the bundled prior draws its samples over those)."""
     from dreamfusion3d.cameras import CameraSamplerConfig
-    from dreamfusion3d.judge.train import classifier_accuracy, render_labelled
-    from dreamfusion3d.rendering.background import random_backgrounds
+    from dreamfusion3d.judge.train import classifier_accuracy, over_random_backgrounds, render_labelled
 
     judge = ShapeColorClassifier.from_pretrained()
     x, ys, yc, shapes, colors = render_labelled(120, 2, 32, seed=424242, cameras=CameraSamplerConfig(), alpha=True)
     assert tuple(judge.config.shapes) == shapes and tuple(judge.config.colors) == colors
     acc = classifier_accuracy(judge, x[:, :3], ys, yc)
     assert acc["shape"] >= 0.95 and acc["color"] >= 0.95, acc
-    coloured = random_backgrounds(x[:, :3], x[:, 3:], 1.0, torch.Generator().manual_seed(0))
+    coloured = over_random_backgrounds(x, 1.0, torch.Generator().manual_seed(0))
     assert ((coloured - x[:, :3]).abs().amax(dim=(1, 2, 3)) > 0.05).float().mean() > 0.9  # backgrounds changed
     acc = classifier_accuracy(judge, coloured, ys, yc)
     assert acc["shape"] >= 0.95 and acc["color"] >= 0.95, acc
