@@ -69,6 +69,14 @@ class LossConfig:
     gradient is per pixel while this is a mean, hence the large-looking weight."""
     entropy: Ramp = dc_field(default_factory=lambda: Ramp(0.0))
     """Binary entropy of the opacity (pushes pixels to fully empty or fully solid)."""
+    transmittance: Ramp = dc_field(default_factory=lambda: Ramp(0.0))
+    """(``generate``'s default and the bundled preset: 1000.) Dream Fields' transmittance loss, per view: ``relu(τ − mean transmittance)`` with τ =
+    ``transmittance_target``. Unlike ``opacity`` it leaves a view alone until the object covers more
+    than ``1 − τ`` of the frame, so it stops a field from turning into a frame-filling cloud of the
+    prompt's colour (which a prior trained over random background colours can take for the
+    background) without shrinking objects of the right size."""
+    transmittance_target: float = 0.4
+    """τ of the transmittance loss: the least share of each SDS view left to the background."""
 
 
 @dataclass
@@ -190,7 +198,7 @@ class GenerateConfig:
     """Random training cameras."""
     shading: ShadingConfig = dc_field(default_factory=ShadingConfig)
     """Shading schedule."""
-    losses: LossConfig = dc_field(default_factory=LossConfig)
+    losses: LossConfig = dc_field(default_factory=lambda: LossConfig(transmittance=Ramp(1000.0)))
     """Regularisers."""
     optim: OptimConfig = dc_field(default_factory=OptimConfig)
     """Optimiser."""

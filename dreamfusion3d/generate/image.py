@@ -34,7 +34,7 @@ from ..fields import FieldConfig
 from ..guidance import ImagePrompt, PriorConfig
 from ..novel_view.model import CameraPrior
 from ..rendering import BackgroundConfig
-from .config import GenerateConfig, Ramp, ShadingConfig
+from .config import GenerateConfig, LossConfig, Ramp, ShadingConfig
 from .joint import TextPriorConfig, joint_sds_loss
 from ..world.render import headlight_positions
 from .loop import Generation
@@ -117,6 +117,8 @@ class ImageTo3DConfig(GenerateConfig):
     """Shading schedule (default: colour only, the input's lighting is baked in)."""
     background: BackgroundConfig = dc_field(default_factory=lambda: BackgroundConfig(kind="fixed"))
     """What is behind the object (white, as the centred input)."""
+    losses: LossConfig = dc_field(default_factory=LossConfig)
+    """Regulariser weights (the transmittance term off: not measured for image to 3D)."""
 
 
 def input_camera(cfg: ImageTo3DConfig, prior) -> tuple[Tensor, float, float]:

@@ -64,6 +64,14 @@ class StepStats:
     """Further figures logged next to the above (image → 3D with a prompt: sds_image, sds_text)."""
 
 
+def transmittance_loss(opacity: Tensor, target: float) -> Tensor:
+    """Dream Fields' transmittance term, one per view and averaged: ``relu(τ − T̄)`` with ``T̄`` a
+    view's mean transmittance ``1 − α``. Zero while an object covers at most ``1 − τ`` of the frame.
+    opacity ``[B, H, W, 1]``."""
+    transmittance = 1.0 - opacity.flatten(1).mean(dim=1)
+    return torch.relu(target - transmittance).mean()
+
+
 def lr_factor(optim, step: int, steps: int) -> float:
     """The learning rate of step ``step`` (of ``steps``) as a fraction of each group's base rate: a
     linear warm-up, then 1 (``decay none``) or a cosine down to ``final_lr_fraction`` at the last step."""
@@ -227,6 +235,8 @@ class Generation:
         loss_entropy = -(opacity * opacity.log() + (1 - opacity) * (1 - opacity).log()).mean()
         total = (sds.loss + l.orientation.at(self.step) * loss_orient + l.opacity.at(self.step) * loss_opacity
                  + l.entropy.at(self.step) * loss_entropy)
+        if l.transmittance.at(self.step) > 0.0:
+            total = total + l.transmittance.at(self.step) * transmittance_loss(out["opacity"], l.transmittance_target)
         for term in (*self.representation.regularisers(out, self.step).values(), *self.extra_losses().values()):
             total = total + term
         self._set_lr()

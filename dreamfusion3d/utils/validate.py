@@ -28,7 +28,7 @@ RANGES: dict[str, dict[str, tuple[float, float]]] = {
         "prior.vae-resolution": (8, 4096),
         "optim.lr": (0, 100), "optim.lr-network": (0, 100), "optim.lr-background": (0, 100),
         "optim.warmup-steps": (0, 10**7), "optim.eps": (0, 1), "optim.ema-decay": (0, 1), "optim.ema-start": (0, 10**7),
-        "background.random-prob": (0, 1), "field.dense-blur": (0, 16),
+        "background.random-prob": (0, 1), "field.dense-blur": (0, 16), "losses.transmittance-target": (0, 1),
         "output.mesh-resolution": (8, 1024), "output.video-frames": (1, 10**4),
         "output.video-resolution": (8, 4096), "output.video-fps": (1, 240), "output.preview-every": (0, 10**7),
         "output.checkpoint-every": (1, 10**7),

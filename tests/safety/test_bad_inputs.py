@@ -32,6 +32,7 @@ BAD_GENERATE = [
     ("random-background-over-1", ["--background.random-prob", "2"], "--background.random-prob must"),
     ("random-background-learned", ["--background.random-prob", "0.5", "--background.kind", "mlp"],
      "needs --background.kind fixed"),
+    ("transmittance-target-over-1", ["--losses.transmittance-target", "1.5"], "--losses.transmittance-target must"),
     ("mesh-resolution-0", ["--output.mesh-resolution", "0"], "--output.mesh-resolution must"),
     ("checkpoint-every-0", ["--output.checkpoint-every", "0"], "--output.checkpoint-every must"),
     ("too-big-for-memory", ["--resolution", "4096", "--batch-size", "1024"], "GiB but this machine has"),
