@@ -70,11 +70,12 @@ class LossConfig:
     entropy: Ramp = dc_field(default_factory=lambda: Ramp(0.0))
     """Binary entropy of the opacity (pushes pixels to fully empty or fully solid)."""
     transmittance: Ramp = dc_field(default_factory=lambda: Ramp(0.0))
-    """(``generate``'s default and the bundled preset: 1000.) Dream Fields' transmittance loss, per view: ``relu(τ − mean transmittance)`` with τ =
-    ``transmittance_target``. Unlike ``opacity`` it leaves a view alone until the object covers more
-    than ``1 − τ`` of the frame, so it stops a field from turning into a frame-filling cloud of the
-    prompt's colour (which a prior trained over random background colours can take for the
-    background) without shrinking objects of the right size."""
+    """Dream Fields' transmittance loss, per view: ``relu(τ − mean transmittance)`` with τ =
+    ``transmittance_target`` (1000 in ``generate``'s default and the bundled preset). Unlike
+    ``opacity`` it leaves a view alone until the object covers more than ``1 − τ`` of the frame, so
+    it stops a field from turning into a frame-filling cloud of the prompt's colour (which a prior
+    trained over random background colours can take for the background) without shrinking objects
+    of the right size."""
     transmittance_target: float = 0.4
     """τ of the transmittance loss: the least share of each SDS view left to the background."""
 

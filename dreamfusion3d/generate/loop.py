@@ -235,8 +235,9 @@ class Generation:
         loss_entropy = -(opacity * opacity.log() + (1 - opacity) * (1 - opacity).log()).mean()
         total = (sds.loss + l.orientation.at(self.step) * loss_orient + l.opacity.at(self.step) * loss_opacity
                  + l.entropy.at(self.step) * loss_entropy)
-        if l.transmittance.at(self.step) > 0.0:
-            total = total + l.transmittance.at(self.step) * transmittance_loss(out["opacity"], l.transmittance_target)
+        w_transmittance = l.transmittance.at(self.step)
+        if w_transmittance > 0.0:  # zero weight: not even computed (the presets that keep it off)
+            total = total + w_transmittance * transmittance_loss(out["opacity"], l.transmittance_target)
         for term in (*self.representation.regularisers(out, self.step).values(), *self.extra_losses().values()):
             total = total + term
         self._set_lr()
