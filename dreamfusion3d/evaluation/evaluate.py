@@ -12,7 +12,10 @@ and measured by:
 * geometry against the world's ground-truth object (:mod:`.geometry`): volumetric IoU and
   Chamfer distance after centring, volume normalisation and the best yaw (a torus also at the best
   of the world's tilts, 0–20°, which the world draws at random as it draws the yaw);
-* the multi-face (Janus) test on objects with a front (:mod:`.multiface`).
+* the multi-face (Janus) test on objects with a front (:mod:`.multiface`);
+* with ``--world-draws N``, the same geometry figures for N of the world's own objects of each
+  prompted shape (other seeds): the score of a perfect object of the prompt's family drawn at
+  random, the baseline the geometry figures are read against.
 
 Outputs in OUT: ``results.json``, ``results.md`` (table), ``contact_sheet.png`` (a row per
 prompt, K views) and ``config.yaml``.
@@ -78,6 +81,10 @@ class EvaluateConfig:
     """Compare each object with the world's ground truth (IoU, Chamfer) and run the multi-face test."""
     geometry_resolution: int = 64
     """Grid size of the geometry comparison."""
+    world_draws: int = 0
+    """Also score N of the world's own objects per shape (seeds seed+1 … seed+N) against the same
+    reference: what a generator that draws a perfect object of the prompt's family gets, given the
+    proportions no prompt fixes (a torus' thickness, a cylinder's aspect). 0: off."""
     seed: int = 0
     """Seed of the views and surface samples."""
     device: str = "auto"
@@ -285,6 +292,26 @@ def geometry_figures(renderer, target: Target, cfg: EvaluateConfig, notes: list[
     return out
 
 
+def world_draw_figures(targets: list[Target], draws: int, resolution: int, seed: int) -> dict:
+    """The geometry figures of the world's own objects: for each shape among ``targets``, its
+    scenes of seeds ``seed+1 … seed+draws`` compared with the seed's reference exactly as a run is
+    (``best_reference``). Returns {"draws", "by_shape": {shape: {"iou", "chamfer", "iou_min",
+    "chamfer_max"}}, "iou", "chamfer"}; the last two average the per-shape means over ``targets``
+    (one per prompt), so they sit next to the runs' means."""
+    from .geometry import scene_solid
+
+    by_shape: dict[str, dict] = {}
+    for target in progress(list({t.shape: t for t in targets}.values()), desc="world draws", unit="shape"):
+        figures = [best_reference(scene_solid(target.scene(seed + k)), target, resolution, seed)[0]
+                   for k in range(1, draws + 1)]
+        ious, chamfers = [f["iou"] for f in figures], [f["chamfer"] for f in figures]
+        by_shape[target.shape] = {"iou": float(np.mean(ious)), "chamfer": float(np.mean(chamfers)),
+                                  "iou_min": float(np.min(ious)), "chamfer_max": float(np.max(chamfers))}
+    return {"draws": draws, "by_shape": by_shape,
+            "iou": float(np.mean([by_shape[t.shape]["iou"] for t in targets])),
+            "chamfer": float(np.mean([by_shape[t.shape]["chamfer"] for t in targets]))}
+
+
 # ---------------------------------------------------------------------- the command
 
 
@@ -298,6 +325,8 @@ def run(cfg: EvaluateConfig) -> None:
         raise UserError(f"--views must be at least 1, got {cfg.views}")
     if cfg.geometry_resolution < 16:
         raise UserError(f"--geometry-resolution must be at least 16, got {cfg.geometry_resolution}")
+    if cfg.world_draws < 0:
+        raise UserError(f"--world-draws must be 0 or more, got {cfg.world_draws}")
     check_output_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
     t0 = time.time()
     judge = ShapeColorClassifier.from_pretrained(cfg.classifier, device=cfg.device)
@@ -342,6 +371,9 @@ def _evaluate(cfg: EvaluateConfig, prompts: list[str], runs: list[Path], judge, 
         for i, row in enumerate(rows):
             row["clip_r_precision"] = float(hits[owner == i].double().mean())
     summary = summarise(rows, cfg.clip)
+    targets = [t for t in (parse_prompt(p) for p in prompts) if t is not None]
+    if cfg.world_draws and cfg.geometry and targets:
+        summary["world_draws"] = world_draw_figures(targets, cfg.world_draws, cfg.geometry_resolution, cfg.seed)
     summary.update({"seconds_generate": round(t_gen, 1), "seconds_evaluate": round(time.time() - t1, 1),
                     "views_per_run": cfg.views, "threads": torch.get_num_threads()})
     write_json_atomic(cfg.out / "results.json", {"summary": summary, "runs": rows})
@@ -354,6 +386,9 @@ def _evaluate(cfg: EvaluateConfig, prompts: list[str], runs: list[Path], judge, 
         parts.append(f"IoU {summary['iou']:.3f}, Chamfer {fmt(summary['chamfer'])}")
     if summary["geometry_empty"]:
         parts.append(f"{summary['geometry_empty']} empty (IoU 0)")
+    if "world_draws" in summary:
+        w = summary["world_draws"]
+        parts.append(f"the world's own objects IoU {w['iou']:.3f}, Chamfer {w['chamfer']:.3f}")
     if summary["multi_face_rate"] is not None:
         parts.append(f"multi-face {fmt(summary['multi_face_rate'], True)} of {summary['front_runs']}")
     info(f"{len(rows)} runs: " + ", ".join(parts) + f"; results in {cfg.out / 'results.md'}")

@@ -76,8 +76,10 @@ class LossConfig:
     it stops a field from turning into a frame-filling cloud of the prompt's colour (which a prior
     trained over random background colours can take for the background) without shrinking objects
     of the right size."""
-    transmittance_target: float = 0.4
-    """τ of the transmittance loss: the least share of each SDS view left to the background."""
+    transmittance_target: float = 0.25
+    """τ of the transmittance loss: the least share of each SDS view left to the background (0.25: a
+    sphere of the world's size fills 60–90 % of a close view, so 0.4 dented the spheres; the clouds
+    fill 96–99 %; docs/RESULTS.md, session 39)."""
 
 
 @dataclass

@@ -55,9 +55,12 @@ def speckle_fraction(alpha: np.ndarray, margin_px: int = 2, visible: float = 0.0
 
 
 def mesh_figures(mesh) -> dict:
-    """Face count, closedness and connected pieces of an exported mesh (for metrics.json)."""
-    return {"faces": int(len(mesh.faces)), "vertices": int(len(mesh.vertices)), "watertight": bool(mesh.is_watertight),
-            "components": int(len(mesh.split(only_watertight=False)))}
+    """Face count, closedness, connected pieces and, for a closed mesh, its genus (handles and
+    tunnels in all: ``components − χ/2``; 0 for a sphere, cube or cone, 1 for a torus; more means
+    tunnels the prompt never asked for) of an exported mesh (for metrics.json)."""
+    pieces, closed = int(len(mesh.split(only_watertight=False))), bool(mesh.is_watertight)
+    return {"faces": int(len(mesh.faces)), "vertices": int(len(mesh.vertices)), "watertight": closed,
+            "components": pieces, "genus": pieces - int(mesh.euler_number) // 2 if closed else None}
 
 
 def write_video(frames: np.ndarray, path: Path, fps: int) -> None:

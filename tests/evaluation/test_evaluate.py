@@ -82,6 +82,22 @@ def test_runs_mode_with_clip(evaluated, tmp_path, tiny_clip):
     assert all(h in (0.0, 0.5, 1.0) for h in hits)  # 2 views per run
     assert results["summary"]["clip_r_precision"] == pytest.approx(sum(hits) / 2)
     assert "CLIP R@1" in (dest / "results.md").read_text()
+
+
+def test_world_draws_sit_next_to_the_runs(evaluated, tmp_path):
+    """``--world-draws``: the world's own cubes scored against the same reference, in the summary
+    and as a table under the runs' (the chair has no world shape and adds no row)."""
+    out, _ = evaluated
+    dest = tmp_path / "w"
+    assert main(["evaluate", "--runs", str(out / "runs"), "--out", str(dest), "--views", "1",
+                 "--geometry-resolution", "24", "--world-draws", "2", "--quiet"]) == 0
+    results = json.loads((dest / "results.json").read_text())
+    w = results["summary"]["world_draws"]
+    cube = w["by_shape"]["cube"]
+    assert w["draws"] == 2 and set(w["by_shape"]) == {"cube"} and w["iou"] == cube["iou"]
+    assert 0.5 < cube["iou_min"] <= cube["iou"] < 1.0 and cube["chamfer"] <= cube["chamfer_max"]
+    md = (dest / "results.md").read_text()
+    assert "The world's own objects" in md and f"| cube | {results['summary']['iou']:.3f} | {cube['iou']:.3f}" in md
     assert not (dest / "runs").exists()
 
 
@@ -89,6 +105,7 @@ def test_runs_mode_with_clip(evaluated, tmp_path, tiny_clip):
     (["--runs", "/nonexistent/dir"], "no such folder"),
     (["--prompts-file", "/nonexistent/p.txt"], "does not exist"),
     (["--views", "0"], "--views"),
+    (["--world-draws", "-1"], "--world-draws"),
     (["--runs", "{tmp}", "--quick"], "cannot be combined"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, extra, message):

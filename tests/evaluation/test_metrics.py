@@ -131,3 +131,44 @@ def test_a_torus_is_compared_at_the_worlds_tilts_and_other_shapes_at_their_seed_
     assert len(Target("cube", "red").reference_scenes(0)) == 1
     cube_figures, _ = best_reference(scene_solid(primitive_scene("cube", "red", seed=0)), Target("cube", "red"), 32, 0)
     assert "reference_tilt_deg" not in cube_figures and cube_figures["iou"] > 0.97
+
+
+def test_world_draws_score_the_worlds_own_objects_against_the_reference():
+    """``evaluate --world-draws``: every world sphere is the same solid after normalisation, so its
+    draws sit at the metric's floor; upright cylinders of other aspects against the reference score
+    the IoU of two coaxial cylinders of equal volume, worked out by hand."""
+    from dataclasses import dataclass
+
+    from dreamfusion3d.evaluation.evaluate import world_draw_figures
+    from dreamfusion3d.evaluation.prompts import Target
+
+    spheres = world_draw_figures([Target("sphere", "red")], 2, 32, 0)
+    assert spheres["draws"] == 2 and set(spheres["by_shape"]) == {"sphere"}
+    assert spheres["by_shape"]["sphere"]["iou_min"] > 0.97 and spheres["by_shape"]["sphere"]["chamfer_max"] < 0.04
+
+    aspects = {0: 1.0, 1: 0.6, 2: 1.5}  # seed -> half-height / radius
+
+    @dataclass(frozen=True)
+    class Cylinders:
+        shape: str = "cylinder"
+        color: str = "red"
+
+        def scene(self, seed):
+            return primitive_scene("cylinder", "red", seed=0, aspect=aspects[seed], yaw=0.0, scale=0.8)
+
+        def reference_scenes(self, seed):
+            return [self.scene(seed)]
+
+    def by_hand(k0, k1):  # radius a and half-height h = k a at volume 4π/3 each
+        a0, a1 = (2 / (3 * k0)) ** (1 / 3), (2 / (3 * k1)) ** (1 / 3)
+        inter = np.pi * min(a0, a1) ** 2 * 2 * min(k0 * a0, k1 * a1)
+        return inter / (2 * 4 * np.pi / 3 - inter)
+
+    expected = [by_hand(1.0, aspects[k]) for k in (1, 2)]  # 0.55, 0.62
+    figures = world_draw_figures([Cylinders(), Cylinders(), Target("sphere", "red")], 2, 48, 0)
+    cyl = figures["by_shape"]["cylinder"]
+    assert cyl["iou"] == pytest.approx(np.mean(expected), abs=0.03)
+    assert cyl["iou_min"] == pytest.approx(min(expected), abs=0.03)
+    assert cyl["chamfer"] > 2 * spheres["by_shape"]["sphere"]["chamfer"]
+    sphere = figures["by_shape"]["sphere"]
+    assert figures["iou"] == pytest.approx((2 * cyl["iou"] + sphere["iou"]) / 3)  # one per prompt

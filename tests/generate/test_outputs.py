@@ -25,3 +25,10 @@ def test_mesh_figures_count_pieces():
     f1, f2 = mesh_figures(one), mesh_figures(two)
     assert f1["faces"] == len(one.faces) and f1["watertight"] and f1["components"] == 1
     assert f2["components"] == 2
+    assert f1["genus"] == 0 and f2["genus"] == 0
+    ring = trimesh.creation.torus(1.0, 0.3)
+    two_rings = trimesh.util.concatenate([ring, ring.copy().apply_translation([4, 0, 0])])
+    assert mesh_figures(ring)["genus"] == 1 and mesh_figures(two_rings)["genus"] == 2
+    open_sheet = trimesh.creation.box()
+    open_sheet.update_faces(np.arange(len(open_sheet.faces)) > 0)
+    assert not mesh_figures(open_sheet)["watertight"] and mesh_figures(open_sheet)["genus"] is None
