@@ -191,8 +191,9 @@ class GenerateConfig:
     level set)."""
     field: FieldConfig = dc_field(default_factory=lambda: FieldConfig(dense_resolution=32, dense_blur=1.0))
     """The field's encoding and MLP (both geometries); density options apply to nerf."""
-    sdf: SDFConfig = dc_field(default_factory=SDFConfig)
-    """The signed-distance geometry's own options (--geometry sdf)."""
+    sdf: SDFConfig = dc_field(default_factory=lambda: SDFConfig(beta_end=0.01))
+    """The signed-distance geometry's own options (--geometry sdf; β anneals to 0.01 here: at 0.02
+    the spheres grew tunnels and the tori's tubes came out thin, docs/RESULTS.md, session 39)."""
     renderer: RendererConfig = dc_field(default_factory=RendererConfig)
     """Sampling, occupancy grid, compositing."""
     background: BackgroundConfig = dc_field(default_factory=lambda: BackgroundConfig(kind="fixed", random_prob=1.0))

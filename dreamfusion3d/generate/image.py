@@ -34,6 +34,7 @@ from ..fields import FieldConfig
 from ..guidance import ImagePrompt, PriorConfig
 from ..novel_view.model import CameraPrior
 from ..rendering import BackgroundConfig
+from ..representations import SDFConfig
 from .config import GenerateConfig, LossConfig, Ramp, ShadingConfig
 from .joint import TextPriorConfig, joint_sds_loss
 from ..world.render import headlight_positions
@@ -99,6 +100,8 @@ class ImageTo3DConfig(GenerateConfig):
     geometry: str = "sdf"
     """The 3D representation: sdf (the surface geometry, the default since it measured IoU 0.85 vs
     the NeRF's 0.52 on the first held-out object; docs/RESULTS.md) or nerf."""
+    sdf: SDFConfig = dc_field(default_factory=SDFConfig)
+    """The signed-distance geometry's options (β to 0.02: text → 3D's 0.01 is not measured here)."""
     field: FieldConfig = dc_field(default_factory=lambda: FieldConfig(dense_resolution=32))
     """The field's encoding and MLP (a 32³ dense grid, as text → 3D's default but without its blur,
     which image → 3D has not been measured with)."""
