@@ -88,18 +88,16 @@ def markdown(rows: list[dict], summary: dict, clip: bool) -> str:
               "the solid best in 3D (no 2D classifier). fronts: front features found by the multi-face test (1 = right, ≥2 = Janus)."]
     if "world_draws" in s:
         w = s["world_draws"]
-        by = {}
+        chamfers: dict[str, list] = {}
         for r in rows:
-            if r.get("target") and ("geometry" in r or r.get("geometry_empty")):
-                by.setdefault(r["target"]["shape"], []).append(r)
+            if r.get("target") and "geometry" in r:
+                chamfers.setdefault(r["target"]["shape"], []).append(r["geometry"]["chamfer"])
         lines += ["", f"**The world's own objects** ({w['draws']} other seeds per shape, scored against the same "
                   "references as the runs: a perfect object of the prompt's family with the proportions drawn at random):", "",
                   "| shape | runs' IoU | world's IoU (min) | runs' Chamfer | world's Chamfer (max) |", "|---|---|---|---|---|"]
         for shape, f in w["by_shape"].items():
-            geo = [r.get("geometry", {}) for r in by.get(shape, [])]
-            runs_iou = np.mean([0.0 if not g else g["iou"] for g in geo]) if geo else None
-            runs_ch = _mean(g.get("chamfer") for g in geo)
-            lines.append(f"| {shape} | {fmt(runs_iou)} | {f['iou']:.3f} ({f['iou_min']:.3f}) | {fmt(runs_ch)} | "
+            runs_ch = _mean(chamfers.get(shape, []))
+            lines.append(f"| {shape} | {fmt(s['iou_by_shape'].get(shape))} | {f['iou']:.3f} ({f['iou_min']:.3f}) | {fmt(runs_ch)} | "
                          f"{f['chamfer']:.3f} ({f['chamfer_max']:.3f}) |")
         lines.append(f"| **all prompts** | {fmt(s['iou'])} | {w['iou']:.3f} | {fmt(s['chamfer'])} | {w['chamfer']:.3f} |")
     return "\n".join(lines) + "\n"
